@@ -1,0 +1,87 @@
+"""The library entry point: read facts, pick the judge for the checkpoint's layout, assemble the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import layouts
+from .errors import NothingScannedError
+from .facts import Facts, build_facts
+from .judge_adapter import judge_adapter
+from .judge_model import judge_model, model_type_of
+from .judge_peft import judge_peft
+from .judgement import Judgement, final_verdict, finding
+from .model import Kind, Layout, Report
+
+FOREIGN_DESCRIPTIONS = {
+    "mlx": "an MLX-LM LoRA adapter config (not adapters, not PEFT)",
+    "foreign": "a JSON file of another tool (no adapters, PEFT or transformers format)",
+}
+CARD_LIBRARIES = {"adapter-transformers", "adapters"}
+
+
+def scan_path(path: Path, head_type: str | None = None) -> Report:
+    """Scan a local checkpoint folder or file. Raises InputError / NothingScannedError for unreadable input."""
+    return scan_facts(build_facts(path), head_type)
+
+
+def scan_facts(facts: Facts, head_type: str | None = None) -> Report:
+    kind, layout, judgement = _judge(facts, head_type)
+    extra = list(facts.read_findings)
+    for role, doc in facts.docs.items():
+        if role in FOREIGN_DESCRIPTIONS:
+            extra.append(finding("HC119", f"{doc.file} is {FOREIGN_DESCRIPTIONS[role]}; ignored", file=doc.file))
+    extra.extend(_card_findings(facts))
+    findings = (*judgement.findings, *extra)
+    verdict = final_verdict(judgement, tuple(extra))
+    model_doc = facts.doc("model") or facts.doc("head") or facts.doc("adapter") or {}
+    return Report(
+        source=facts.root,
+        kind=kind,
+        layout=layout,
+        model_type=model_type_of(model_doc) if model_doc else None,
+        head=judgement.head,
+        verdict=verdict,
+        findings=tuple(sorted(findings, key=lambda f: (-f.severity, f.rule))),
+        plan=judgement.plan if verdict.value == "convertible" else None,
+        files=facts.files,
+    )
+
+
+def _judge(facts: Facts, head_type: str | None) -> tuple[Kind, Layout, Judgement]:
+    if facts.doc("peft") is not None:
+        return Kind.PEFT_ADAPTER, Layout.PEFT, judge_peft(facts)
+    if facts.doc("head") is not None or facts.doc("adapter") is not None or (
+        "head" in facts.weights and "model" not in facts.weights
+    ):
+        return Kind.ADAPTER, Layout.ADAPTERS_ADAPTER, judge_adapter(facts)
+    if facts.doc("model") is not None or "model" in facts.weights:
+        judgement = judge_model(facts, head_type)
+        return Kind.FULL_MODEL, _model_layout(facts, judgement), judgement
+    if facts.read_findings:  # e.g. only an unsafe pickle: report it rather than "nothing scanned"
+        return Kind.UNKNOWN, Layout.FOREIGN, judge_model(facts, head_type)
+    described = "; ".join(f"{doc.file} is {FOREIGN_DESCRIPTIONS.get(role, role)}" for role, doc in facts.docs.items())
+    raise NothingScannedError(f"{facts.root}: nothing headcheck can judge: {described}")
+
+
+def _model_layout(facts: Facts, judgement: Judgement) -> Layout:
+    config = facts.doc("model") or {}
+    arch = judgement.head.architecture or ""
+    if "prediction_heads" in config or arch.endswith("AdapterModel"):
+        return Layout.FLEX
+    if arch.endswith("ModelWithHeads"):
+        return Layout.LEGACY_FLEX
+    if arch and layouts.head_type_of_class(arch) == "none":
+        return Layout.BASE
+    if arch and (layouts.static_layout(arch) or layouts.head_type_of_class(arch)) and arch in (config.get("architectures") or []):
+        return Layout.STATIC
+    return Layout.CUSTOM
+
+
+def _card_findings(facts: Facts):
+    card = facts.card or {}
+    library = card.get("library_name")
+    tags = card.get("tags") or []
+    if library in CARD_LIBRARIES or (isinstance(tags, list) and CARD_LIBRARIES & set(map(str, tags))):
+        yield finding("HC121", f"README.md declares the adapters library (library_name: {library})", file="README.md",
+                      key="library_name")

@@ -1,0 +1,203 @@
+"""Facts: one immutable description of a checkpoint, built once from config files and weight headers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from . import sniff
+from .errors import InputError, NothingScannedError, UnsafePickleError
+from .lfs import is_lfs_pointer
+from .model import Finding, Severity
+from .pickle_index import read_pickle_index
+from .safetensors_header import read_safetensors_index
+from .tensor_info import TensorInfo
+
+# Weight files by standard name -> weight role. safetensors first: transformers prefers it when both exist.
+WEIGHT_FILES = {
+    "model.safetensors": "model",
+    "pytorch_model.bin": "model",
+    "adapter.safetensors": "adapter",
+    "pytorch_adapter.bin": "adapter",
+    "model_head.safetensors": "head",
+    "pytorch_model_head.bin": "head",
+    "adapter_model.safetensors": "peft",
+    "adapter_model.bin": "peft",
+}
+SHARD_INDEXES = {"model.safetensors.index.json": "model", "pytorch_model.bin.index.json": "model"}
+CONFIG_FILES = ("config.json", "adapter_config.json", "head_config.json", "adapter_fusion_config.json")
+CARD_FILE = "README.md"
+
+
+@dataclass(frozen=True)
+class ConfigDoc:
+    file: str
+    role: str  # one of sniff.ROLES
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Facts:
+    root: str
+    files: tuple[str, ...]
+    docs: Mapping[str, ConfigDoc]  # role -> document
+    weights: Mapping[str, Mapping[str, TensorInfo]]  # weight role -> tensor name -> info
+    weight_files: Mapping[str, tuple[str, ...]]
+    card: Mapping[str, Any] | None = None
+    read_findings: tuple[Finding, ...] = field(default=())
+
+    def doc(self, role: str) -> Mapping[str, Any] | None:
+        found = self.docs.get(role)
+        return found.data if found else None
+
+    def doc_file(self, role: str) -> str | None:
+        found = self.docs.get(role)
+        return found.file if found else None
+
+
+def _check_not_pointer(path: Path, rel: str) -> None:
+    if is_lfs_pointer(path):
+        raise InputError(f"{rel}: LFS pointer, not the real file: run `git lfs pull`")
+
+
+def _read_json(path: Path, rel: str) -> Any:
+    _check_not_pointer(path, rel)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"{rel}: not a text file, expected JSON") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{rel}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+
+
+def _read_weights(path: Path, rel: str) -> dict[str, TensorInfo]:
+    _check_not_pointer(path, rel)
+    if rel.endswith(".safetensors"):
+        return read_safetensors_index(path, rel)[0]
+    return read_pickle_index(path, rel)
+
+
+def _read_shards(root: Path, index_rel: str) -> tuple[dict[str, TensorInfo], tuple[str, ...]]:
+    index = _read_json(root / index_rel, index_rel)
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise InputError(f"{index_rel}: not a shard index (no weight_map of tensor name -> file)")
+    tensors: dict[str, TensorInfo] = {}
+    shards = tuple(sorted(set(weight_map.values())))
+    for shard in shards:
+        posix = PurePosixPath(shard)
+        if posix.is_absolute() or ".." in posix.parts:
+            raise InputError(f"{index_rel}: shard {shard!r} lies outside the checkpoint folder")
+        if not (root / shard).is_file():
+            raise InputError(f"{index_rel}: shard {shard!r} is missing")
+        tensors.update(_read_weights(root / shard, shard))
+    missing = sorted(set(weight_map) - set(tensors))
+    if missing:
+        raise InputError(f"{index_rel}: {len(missing)} tensors listed but absent from their shards, e.g. {missing[0]!r}")
+    return tensors, shards
+
+
+def _read_card(path: Path) -> dict[str, Any] | None:
+    # huggingface_hub's own front-matter reader; imported lazily since most folders have no card worth it.
+    from huggingface_hub.repocard import metadata_load
+
+    try:
+        return metadata_load(path) or None
+    except Exception:  # a broken card is context only, never a reason to fail a scan
+        return None
+
+
+class _Collector:
+    def __init__(self, root: Path):
+        self.root = root
+        self.docs: dict[str, ConfigDoc] = {}
+        self.weights: dict[str, dict[str, TensorInfo]] = {}
+        self.weight_files: dict[str, list[str]] = {}
+        self.findings: list[Finding] = []
+
+    def add_doc(self, rel: str, data: Any, expected_name: str | None) -> None:
+        role = sniff.json_role(data, expected_name)
+        self.docs.setdefault(role, ConfigDoc(rel, role, MappingProxyType(data) if isinstance(data, dict) else {}))
+
+    def add_weights(self, role: str, rel: str, read) -> None:
+        if role in self.weights:  # the safetensors twin was read already
+            return
+        try:
+            tensors, files = read()
+        except UnsafePickleError as exc:
+            self.findings.append(
+                Finding(
+                    "HC001",
+                    Severity.ERROR,
+                    f"{rel} references code outside the allow-list ({', '.join(exc.globals_found)}); not loaded",
+                    file=rel,
+                    hint="re-save the weights as safetensors from a trusted copy",
+                )
+            )
+            self.weight_files[role] = [rel]
+            self.weights[role] = {}
+            return
+        self.weights[role] = tensors
+        self.weight_files[role] = list(files)
+
+
+def build_facts(path: Path) -> Facts:
+    """Read a checkpoint folder, or a single config/weights file, into Facts (headers only)."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    collector = _Collector(path if path.is_dir() else path.parent)
+    if path.is_dir():
+        files = tuple(sorted(p.name for p in path.iterdir() if p.is_file()))
+        _collect_folder(collector, path, files)
+    else:
+        files = (path.name,)
+        _collect_file(collector, path)
+    if not collector.docs and not collector.weights and not collector.findings:
+        raise NothingScannedError(f"{path}: no checkpoint files found (config.json, adapter_config.json, head_config.json, weights)")
+    card = _read_card(path / CARD_FILE) if path.is_dir() and CARD_FILE in files else None
+    return Facts(
+        root=str(path),
+        files=files,
+        docs=MappingProxyType(collector.docs),
+        weights=MappingProxyType({k: MappingProxyType(v) for k, v in collector.weights.items()}),
+        weight_files=MappingProxyType({k: tuple(v) for k, v in collector.weight_files.items()}),
+        card=card,
+        read_findings=tuple(collector.findings),
+    )
+
+
+def _collect_folder(collector: _Collector, root: Path, files: tuple[str, ...]) -> None:
+    for name in CONFIG_FILES:
+        if name in files:
+            collector.add_doc(name, _read_json(root / name, name), name)
+    for name, role in SHARD_INDEXES.items():
+        if name in files:
+            collector.add_weights(role, name, lambda name=name: _read_shards(root, name))
+    for name, role in WEIGHT_FILES.items():
+        if name in files:
+            collector.add_weights(role, name, lambda name=name: (_read_weights(root / name, name), (name,)))
+
+
+def _collect_file(collector: _Collector, path: Path) -> None:
+    name = path.name
+    if name.endswith((".safetensors", ".bin")):
+        role = sniff.weight_role(name)
+        collector.add_weights(role, name, lambda: (_read_weights(path, name), (name,)))
+    elif name.endswith(".json"):
+        data = _read_json(path, name)
+        if sniff.is_shard_index(data):
+            collector.add_weights("model", name, lambda: (sniff.names_only_index(data, name), ()))
+        else:
+            collector.add_doc(name, data, name if name in CONFIG_FILES else None)
+    elif name == CARD_FILE or name.endswith(".md"):
+        card = _read_card(path)
+        raise NothingScannedError(
+            f"{name}: a model card only, no checkpoint files"
+            + (f" (card declares library {card.get('library_name')!r})" if card and card.get("library_name") else "")
+        )
+    else:
+        _check_not_pointer(path, name)
+        raise NothingScannedError(f"{name}: not a checkpoint file (expected config JSON, .safetensors or .bin)")

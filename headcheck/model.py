@@ -1,0 +1,101 @@
+"""Result types: everything the library returns is one of these frozen dataclasses."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Severity(enum.IntEnum):
+    INFO = 1
+    WARNING = 2
+    ERROR = 3
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+class Verdict(str, enum.Enum):
+    CONVERTIBLE = "convertible"
+    ALREADY_FLEX = "already-flex"
+    NO_HEAD = "no-head"
+    AMBIGUOUS = "ambiguous"
+    NOT_CONVERTIBLE = "not-convertible"
+
+
+class Kind(str, enum.Enum):
+    FULL_MODEL = "full-model"
+    ADAPTER = "adapter"
+    PEFT_ADAPTER = "peft-adapter"
+    UNKNOWN = "unknown"
+
+
+class Layout(str, enum.Enum):
+    """Finer than Kind: which saving code produced the checkpoint."""
+
+    STATIC = "static"  # transformers XFor... class
+    FLEX = "flex"  # adapters XAdapterModel
+    LEGACY_FLEX = "legacy-flex"  # adapter-transformers XModelWithHeads
+    BASE = "base"  # transformers XModel, no head
+    CUSTOM = "custom"  # a class nobody knows (auto_map, hand-written config)
+    ADAPTERS_ADAPTER = "adapters-adapter"
+    PEFT = "peft"
+    MLX_LM = "mlx-lm"
+    FOREIGN = "foreign"  # a file that shares a name with ours but belongs to another tool
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str  # permanent code, e.g. HC101
+    severity: Severity
+    message: str
+    file: str | None = None
+    hint: str | None = None
+    key: str | None = None  # the JSON key or tensor name the finding is about, for locating it in a file
+
+
+@dataclass(frozen=True)
+class Head:
+    type: str  # adapters head-type vocabulary, or "none" / "unknown"
+    architecture: str | None = None
+    problem_type: str | None = None
+    num_labels: int | None = None
+    name: str | None = None
+    evidence: tuple[str, ...] = ()
+    candidates: tuple[str, ...] = ()  # when ambiguous: the head types that fit
+
+
+@dataclass(frozen=True)
+class Rename:
+    source: str
+    target: str
+    file: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What migrate will do: the flex class, the head config, and every tensor rename."""
+
+    adapter_model_class: str
+    head_name: str
+    head_config: dict[str, Any]
+    renames: tuple[Rename, ...]
+    config_file: str  # config.json for full models, head_config.json for adapter folders
+    dropped: tuple[str, ...] = ()  # tensors left out on purpose (tied duplicates), with reason in findings
+
+
+@dataclass(frozen=True)
+class Report:
+    source: str
+    kind: Kind
+    layout: Layout
+    model_type: str | None
+    head: Head
+    verdict: Verdict
+    findings: tuple[Finding, ...] = ()
+    plan: Plan | None = None
+    files: tuple[str, ...] = field(default=())
+
+    def worst(self) -> Severity | None:
+        return max((f.severity for f in self.findings), default=None)

@@ -1,0 +1,45 @@
+"""Human-readable report; colour only when asked (the CLI asks on a terminal without NO_COLOR)."""
+
+from __future__ import annotations
+
+import click
+
+from ..model import Report, Severity, Verdict
+
+VERDICT_COLORS = {
+    Verdict.CONVERTIBLE: "green",
+    Verdict.ALREADY_FLEX: "green",
+    Verdict.NO_HEAD: "cyan",
+    Verdict.AMBIGUOUS: "yellow",
+    Verdict.NOT_CONVERTIBLE: "red",
+}
+SEVERITY_COLORS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "blue"}
+
+
+def render_text(report: Report, color: bool = False) -> str:
+    def style(text: str, fg: str, bold: bool = False) -> str:
+        return click.style(text, fg=fg, bold=bold) if color else text
+
+    head = report.head
+    lines = [f"{report.source}: {style(report.verdict.value, VERDICT_COLORS[report.verdict], bold=True)}"]
+    lines.append(f"  kind      {report.kind.value} ({report.layout.value}), model_type {report.model_type or '-'}")
+    described = head.type
+    if head.problem_type:
+        described += f", {head.problem_type}"
+    if head.num_labels is not None:
+        described += f", {head.num_labels} labels"
+    if head.candidates:
+        described += f" (fits: {', '.join(head.candidates)})"
+    lines.append(f"  head      {described}" + (f"  [{head.architecture}]" if head.architecture else ""))
+    for item in head.evidence:
+        lines.append(f"            - {item}")
+    for f in report.findings:
+        where = f" ({f.file})" if f.file else ""
+        lines.append(f"  {style(f'{f.rule} {f.severity}', SEVERITY_COLORS[f.severity])}{where}: {f.message}")
+        if f.hint:
+            lines.append(f"            hint: {f.hint}")
+    if report.plan is not None:
+        plan = report.plan
+        lines.append(f"  plan      {plan.adapter_model_class}, head {plan.head_name!r} "
+                     f"({plan.head_config.get('head_type')}), {len(plan.renames)} tensor renames")
+    return "\n".join(lines)

@@ -1,0 +1,17 @@
+"""One tensor as seen from a file header: enough to classify heads and to copy bytes, never the bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str  # safetensors dtype code: F32, F16, BF16, I64, ...
+    shape: tuple[int, ...] | None  # None when only a shard index names the tensor
+    file: str  # path relative to the checkpoint folder
+    # Byte span of the tensor data inside `file` (safetensors) or inside its zip storage member (.bin);
+    # None when the format does not give one.
+    span: tuple[int, int] | None = None
+    storage: str | None = None  # .bin only: the zip member holding the storage, e.g. "archive/data/3"
