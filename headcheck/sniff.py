@@ -49,8 +49,6 @@ def json_role(data: Any, expected_name: str | None) -> str:
 
 
 def looks_like_model_config(data: dict[str, Any]) -> bool:
-    if LLAMA2C_KEYS & data.keys():
-        return False
     if ("model_type" in data or "architectures" in data) and TRANSFORMERS_CONFIG_KEYS & data.keys():
         return True
     return legacy_model_type(data) is not None

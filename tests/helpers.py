@@ -1,0 +1,29 @@
+"""Shared test helpers: scan in-process and validate every JSON report against the shipped schema."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+
+from headcheck.engine import scan_path
+from headcheck.render.json_report import report_dict
+
+REPORT_SCHEMA = json.loads((resources.files("headcheck") / "schemas" / "report.schema.json").read_text())
+_validator = jsonschema.Draft202012Validator(REPORT_SCHEMA)
+
+
+def validated(report_json: dict) -> dict:
+    _validator.validate(report_json)
+    return report_json
+
+
+def scan(path: Path, **kwargs) -> dict:
+    """Scan and return the JSON report (validated), the form other tools consume."""
+    return validated(json.loads(json.dumps(report_dict(scan_path(Path(path), **kwargs)))))
+
+
+def rules_of(report: dict) -> set[str]:
+    return {f["rule"] for f in report["findings"]}
