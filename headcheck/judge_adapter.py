@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from . import layouts
 from .facts import Facts
-from .judge_flex import check_flex_heads, head_from_flex_config, heads_in_weights
+from .judge_flex import check_flex_heads, class_rename_plan, head_from_flex_config, heads_in_weights
 from .judge_static import StaticInput, judge_static
 from .judgement import Judgement, finding
 from .model import Head, Verdict
@@ -43,16 +43,14 @@ def judge_adapter(facts: Facts) -> Judgement:
         if model_class.endswith("ModelWithHeads") else None
     )
     if model_class == target or legacy_family == model_type:
-        findings = []
-        verdict = Verdict.ALREADY_FLEX
-        if legacy_family:
-            findings.append(finding("HC114", f"head saved by the legacy class {model_class}", file=head_file,
-                                    key="model_class", hint="headcheck migrate rewrites it to " + target))
-            verdict = Verdict.CONVERTIBLE
         cfg = head_cfg if isinstance(head_cfg, dict) else {}
-        findings.extend(check_flex_heads({name: cfg}, tensors, head_file, weights_file, ""))
+        findings = check_flex_heads({name: cfg}, tensors, head_file, weights_file, "")
         head = head_from_flex_config(name, cfg, model_class, evidence, heads_in_weights(tensors).get(name))
-        return Judgement(head, tuple(findings), verdict)
+        if not legacy_family:
+            return Judgement(head, tuple(findings), Verdict.ALREADY_FLEX)
+        findings.append(finding("HC114", f"head saved by the legacy class {model_class}", file=head_file,
+                                key="model_class", hint="headcheck migrate rewrites it to " + target))
+        return Judgement(head, tuple(findings), Verdict.CONVERTIBLE, class_rename_plan(target, name, cfg, head_file))
     if layouts.static_layout(model_class):
         evidence.append(f"load_adapter converts {model_class} heads into {target}")
         return judge_static(StaticInput(

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from . import layouts
 from .judgement import finding
-from .model import Finding, Head
+from .model import Finding, Head, Plan
 from .tensor_info import TensorInfo
 
 HEAD_KEY = re.compile(r"^heads\.(?P<name>.+)\.(?P<index>\d+)\.(?P<param>[^.]+)$")
@@ -96,3 +96,8 @@ def _check_output_size(name, cfg, weights, modules, config_file, key) -> list[Fi
                 hint="make num_labels and label2id match the weights")
         for problem in problems
     ]
+
+
+def class_rename_plan(adapter_model_class: str, name: str, cfg: Mapping[str, Any], config_file: str) -> Plan:
+    """Legacy XModelWithHeads checkpoints already use the flex weight names: only the class name changes."""
+    return Plan(adapter_model_class, name, dict(cfg), renames=(), config_file=config_file)

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from . import layouts
 from .classify_keys import candidate_head_types
 from .facts import Facts
-from .judge_flex import check_flex_heads, head_from_flex_config
+from .judge_flex import check_flex_heads, class_rename_plan, head_from_flex_config, heads_in_weights
 from .judge_static import StaticInput, head_keys, judge_static
 from .judgement import Judgement, finding
 from .model import Head, Verdict
@@ -35,7 +35,7 @@ def judge_model(facts: Facts, head_type_override: str | None) -> Judgement:
     fam = layouts.family(model_type)
 
     if "prediction_heads" in config or (arch and arch.endswith(("AdapterModel", "ModelWithHeads"))):
-        return _judge_flex_model(config, config_file, tensors, weights_file, arch)
+        return _judge_flex_model(config, config_file, tensors, weights_file, arch, fam)
     if arch and layouts.static_layout(arch):
         if fam is None:
             return _unsupported(model_type, arch, layouts.static_layout(arch)["config"]["head_type"], config_file)
@@ -59,14 +59,15 @@ def judge_model(facts: Facts, head_type_override: str | None) -> Judgement:
 
 
 def _unsupported(model_type: str | None, arch: str, head_type: str, config_file: str) -> Judgement:
-    head = Head(head_type if head_type != "none" else "none", arch, evidence=(f"architectures[0] = {arch}",))
+    head = Head(head_type, arch, evidence=(f"architectures[0] = {arch}",))
+    family_text = f"model_type {model_type!r}" if model_type else "a checkpoint whose config names no model_type"
     return Judgement(head, (finding(
-        "HC106", f"adapters has no flex-head model for model_type {model_type!r} ({arch})",
+        "HC106", f"adapters has no flex-head model for {family_text} ({arch})",
         file=config_file, key="model_type", hint="use transformers or PEFT for this family",
     ),), Verdict.NOT_CONVERTIBLE)
 
 
-def _judge_flex_model(config, config_file, tensors, weights_file, arch) -> Judgement:
+def _judge_flex_model(config, config_file, tensors, weights_file, arch, fam) -> Judgement:
     head_configs = config.get("prediction_heads") or {}
     findings = []
     if arch and arch.endswith("ModelWithHeads"):
@@ -77,12 +78,14 @@ def _judge_flex_model(config, config_file, tensors, weights_file, arch) -> Judge
         return Judgement(Head("none", arch, evidence=("no prediction_heads in config.json",)), tuple(findings),
                          Verdict.NO_HEAD)
     name, cfg = next(iter(head_configs.items()))
-    from .judge_flex import heads_in_weights
-
     head = head_from_flex_config(name, cfg, arch, [f"prediction_heads.{name}.head_type = {cfg.get('head_type')}"],
                                  heads_in_weights(tensors).get(name))
-    verdict = Verdict.CONVERTIBLE if arch and arch.endswith("ModelWithHeads") else Verdict.ALREADY_FLEX
-    return Judgement(head, tuple(findings), verdict)
+    if not (arch and arch.endswith("ModelWithHeads")):
+        return Judgement(head, tuple(findings), Verdict.ALREADY_FLEX)
+    if fam is None:
+        return _unsupported(config.get("model_type"), arch, head.type, config_file)
+    return Judgement(head, tuple(findings), Verdict.CONVERTIBLE,
+                     class_rename_plan(fam["adapter_model"], name, cfg, config_file))
 
 
 def _judge_by_keys(facts, config, config_file, tensors, weights_file, model_type, arch, head_type_override) -> Judgement:
@@ -112,19 +115,21 @@ def _judge_by_keys(facts, config, config_file, tensors, weights_file, model_type
     fam = layouts.family(model_type)
     if fam is None:
         return _unsupported(model_type, arch or "unknown class", head_type, config_file)
-    inferred = HC113_message = None
-    for class_name in layouts.static_classes_for(model_type, head_type):
+    if head_type == "multilabel_classification":  # same layout as classification, the loss comes from problem_type
+        config = {**config, "problem_type": "multi_label_classification"}
+    layout_type = "classification" if head_type == "multilabel_classification" else head_type
+    inferred = matched_class = None
+    for class_name in layouts.static_classes_for(model_type, layout_type):
         trial = judge_static(StaticInput(class_name, model_type, config, config_file, tensors, weights_file,
                                          fam["adapter_model"], evidence=tuple(evidence)))
         if not any(f.rule in ("HC101", "HC116") for f in trial.findings):
-            inferred = trial
-            HC113_message = f"{unknown}; the weights match {class_name}"
+            inferred, matched_class = trial, class_name
             break
     if inferred is None:
         return Judgement(Head(head_type, arch, evidence=tuple(evidence)), (finding(
             "HC101", f"no {head_type} layout of {model_type} covers these head weights",
             file=weights_file, hint="keep the model's own class",
         ),), Verdict.NOT_CONVERTIBLE)
-    return Judgement(inferred.head, (finding("HC113", HC113_message, file=config_file, key="architectures",
-                                             hint="headcheck migrate writes the flex layout"), *inferred.findings),
-                     inferred.verdict, inferred.plan)
+    inferred_note = finding("HC113", f"{unknown}; the weights match {matched_class}", file=config_file,
+                            key="architectures", hint="headcheck migrate writes the flex layout")
+    return Judgement(inferred.head, (inferred_note, *inferred.findings), inferred.verdict, inferred.plan)

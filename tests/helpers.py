@@ -17,6 +17,8 @@ _validator = jsonschema.Draft202012Validator(REPORT_SCHEMA)
 
 def validated(report_json: dict) -> dict:
     _validator.validate(report_json)
+    # DESIGN.md: the plan is present exactly when the verdict is convertible.
+    assert (report_json["verdict"] == "convertible") == (report_json["plan"] is not None), report_json
     return report_json
 
 

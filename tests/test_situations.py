@@ -220,3 +220,21 @@ def test_adapter_heads_load_adapter_refuses(out, model_class):
     report = scan(folder)
     assert report["verdict"] == "not-convertible"
     assert "HC111" in rules_of(report)
+    with pytest.raises(ValueError, match="Cannot automatically convert prediction head"):
+        roberta_adapter_model().load_adapter(str(folder))
+
+
+def roberta_adapter_model():
+    import adapters
+
+    return adapters.AutoAdapterModel.from_config(zoo.tiny_config("roberta"))
+
+
+@pytest.mark.parametrize("head_from", ["flex", "static", "legacy"])
+def test_adapter_heads_load_adapter_accepts(out, head_from):
+    folder = zoo.build_adapter_folder(out(f"accepted-{head_from}"), head_from=head_from)
+    assert scan(folder)["verdict"] in ("already-flex", "convertible")
+    model = roberta_adapter_model()
+    name = model.load_adapter(str(folder))
+    assert name in model.adapters_config
+    assert len(model.heads) == 1
