@@ -70,6 +70,82 @@ def scan(target: Path, fmt: str, fail_on: str, head_type: str | None) -> None:
 
 
 @cli.command()
+@click.argument("source", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
+              help="Folder to write the flex-head checkpoint to; must not exist or be empty unless --force.")
+@click.option("--head-name", default=None, help="Name of the flex head (default: 'default'; for adapter folders the adapter's name).")
+@click.option("--head-type", type=click.Choice(HEAD_TYPES), help="Decide the head type when scan says 'ambiguous'.")
+@click.option("--num-choices", type=click.IntRange(min=2), help="Choices per example for multiple-choice heads (not recorded in checkpoints).")
+@click.option("--force", is_flag=True, help="Replace --out even if it is not empty.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (renames, dropped and added tensors, new config) and write nothing.")
+@click.option("--verify", is_flag=True, help="Also load original and result with transformers/adapters and compare outputs and loss (needs the 'verify' extra).")
+def migrate(source: Path, out: Path, head_name, head_type, num_choices, force, dry_run, verify) -> None:
+    """Rewrite the checkpoint in SOURCE into the adapters flex-head layout, in --out.
+
+    Only checkpoints that `headcheck scan` calls convertible are migrated; anything else is refused
+    with the same findings (exit code 1) and nothing is written. The input is never modified; the
+    output appears only once complete and checked: every tensor's bytes are compared with the
+    source and the result must scan as already-flex.
+    """
+    from . import migrate as migration
+    from .render.migration import render_migration
+
+    options = dict(head_name=head_name, head_type=head_type, num_choices=num_choices)
+    try:
+        if dry_run:
+            report, plan = migration.prepare(source, **options)
+            click.echo(render_migration(report, plan, None))
+            return
+        with _progress_bar() as on_bytes:
+            result = migration.migrate(source, out, force=force, on_bytes=on_bytes, **options)
+    except migration.NotConvertibleError as exc:
+        click.echo(RENDERERS["text"](exc.report, color=_use_color(sys.stderr)), err=True)
+        click.echo(f"headcheck: not migrated: verdict is {exc.report.verdict.value}; nothing written", err=True)
+        sys.exit(ExitCode.FINDINGS)
+    except migration.OutputExistsError as exc:
+        raise click.UsageError(str(exc)) from None
+    except (InputError, migration.MigrationError) as exc:
+        click.echo(f"headcheck: error: {exc}", err=True)
+        sys.exit(ExitCode.INPUT_ERROR)
+    except NothingScannedError as exc:
+        click.echo(f"headcheck: nothing scanned: {exc}", err=True)
+        sys.exit(ExitCode.NOTHING_SCANNED)
+    click.echo(render_migration(result.report, result.migration, result))
+    if verify:
+        _verify(source, result.out)
+
+
+def _verify(source: Path, out: Path) -> None:
+    try:
+        from .verify import compare
+    except ImportError as exc:
+        raise click.UsageError(f"--verify needs the heavy extra: pip install 'headcheck[verify]' ({exc})") from None
+    comparison = compare(source, out)
+    click.echo(f"verify: max |logits diff| {comparison.max_logits_diff:.3g}, |loss diff| {comparison.loss_diff:.3g} "
+               f"(tolerance {comparison.tolerance:g})")
+    if not comparison.ok:
+        click.echo("headcheck: error: outputs differ beyond tolerance", err=True)
+        sys.exit(ExitCode.FINDINGS)
+
+
+class _progress_bar:
+    """A byte-count bar on stderr, only on a terminal (tqdm comes with huggingface_hub)."""
+
+    def __enter__(self):
+        if not sys.stderr.isatty():
+            self.bar = None
+            return None
+        from tqdm import tqdm
+
+        self.bar = tqdm(unit="B", unit_scale=True, desc="writing", file=sys.stderr, leave=False)
+        return self.bar.update
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+
+
+@cli.command()
 @click.argument("code", required=False)
 def rule(code: str | None) -> None:
     """Explain rule CODE (e.g. HC101 or custom-head-weights); without CODE, list all rules."""

@@ -11,6 +11,7 @@ import zipfile
 from typing import NamedTuple
 
 from headcheck.errors import InputError, UnsafePickleError
+from headcheck.safetensors_header import DTYPE_SIZES as _ITEMSIZE
 from headcheck.tensor_info import TensorInfo
 
 # _rebuild_tensor_v2 pickles carry the dtype in the typed storage class.
@@ -24,10 +25,6 @@ _TORCH_DTYPES = {
     "float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "int64": "I64", "int32": "I32",
     "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL", "uint16": "U16", "uint32": "U32",
     "uint64": "U64", "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2",
-}
-_ITEMSIZE = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
-    "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1,
 }
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # first pickle of a legacy (pre-1.6, non-zip) torch.save file
 _MAX_DATA_PKL = 1 << 30  # a data.pkl this large is not a state dict; refuse rather than inflate it

@@ -1,0 +1,163 @@
+"""Execute a migration: write into a temporary sibling, check every byte, rescan, then rename into place."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .engine import scan_path
+from .facts import build_facts
+from .migration_plan import Migration, MigrationError, plan_for
+from .model import Report, Verdict
+from .pickle_index import read_pickle_index
+from .safetensors_header import read_safetensors_index
+from .safetensors_writer import PendingTensor, digest_span, digest_stream, write_safetensors
+from .tensor_bytes import nbytes, open_tensor, zero_tensor
+
+
+class NotConvertibleError(Exception):
+    def __init__(self, report: Report):
+        self.report = report
+        super().__init__(f"{report.source}: verdict {report.verdict.value}; nothing written")
+
+
+class OutputExistsError(Exception):
+    """--out exists and is not empty, and --force was not given."""
+
+
+@dataclass(frozen=True)
+class MigrateResult:
+    report: Report  # the scan of the input
+    migration: Migration
+    out: Path | None  # None for a dry run
+    tensors_checked: int = 0
+    rescan: Report | None = None
+
+
+def prepare(source: Path, *, head_name: str = "default", head_type: str | None = None,
+            num_choices: int | None = None) -> tuple[Report, Migration]:
+    """Scan and plan, writing nothing. Raises NotConvertibleError unless the verdict is convertible."""
+    report = scan_path(source, head_type=head_type)
+    if report.verdict is not Verdict.CONVERTIBLE:
+        raise NotConvertibleError(report)
+    return report, plan_for(report, build_facts(source), head_name=head_name, num_choices=num_choices)
+
+
+def migrate(source: Path, out: Path, *, head_name: str = "default", head_type: str | None = None,
+            num_choices: int | None = None, force: bool = False,
+            on_bytes: Callable[[int], None] | None = None) -> MigrateResult:
+    source, out = source.resolve(), out.resolve()
+    if out == source or source in out.parents:
+        raise OutputExistsError(f"{out}: --out must not be the input folder or inside it")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise OutputExistsError(f"{out} exists and is not empty (use --force to replace it)")
+    report, migration = prepare(source, head_name=head_name, head_type=head_type, num_choices=num_choices)
+    tmp = out.parent / f".{out.name}.headcheck-{os.getpid()}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        tmp.mkdir(parents=True)
+        digests = _write(source, tmp, migration, on_bytes)
+        checked = _check_bytes(source, tmp, migration, digests)
+        rescan = scan_path(tmp)
+        if rescan.verdict is not Verdict.ALREADY_FLEX:
+            raise MigrationError(f"the rewritten checkpoint scans as {rescan.verdict.value}, not already-flex: "
+                                 + "; ".join(f"{f.rule} {f.message}" for f in rescan.findings))
+        _replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return MigrateResult(report, migration, out, checked, scan_path(out))
+
+
+def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[str, str]:
+    digests: dict[str, str] = {}
+    for output in migration.outputs:
+        if output.is_pickle:
+            _write_pickle(source, tmp, output)
+            continue
+        pending = [
+            PendingTensor(m.target, m.source.dtype, m.shape, nbytes(m.source.dtype, m.source.shape),
+                          functools.partial(open_tensor, source, m.source))
+            for m in output.moves
+        ]
+        for added in output.added:
+            length = nbytes(added.dtype, added.shape)
+            pending.append(PendingTensor(added.target, added.dtype, added.shape, length,
+                                         functools.partial(zero_tensor, length)))
+        digests.update(write_safetensors(tmp / output.name, pending, on_bytes))
+    if migration.index_file:
+        _write_index(tmp, migration)
+    for name, content in migration.configs.items():
+        (tmp / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    replaced = set(migration.replaced_files) | set(migration.configs) | {o.name for o in migration.outputs}
+    for entry in sorted(source.iterdir()):
+        if entry.name in replaced:
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, tmp / entry.name, symlinks=True)
+        else:
+            shutil.copy2(entry, tmp / entry.name)
+    return digests
+
+
+def _write_index(tmp: Path, migration: Migration) -> None:
+    weight_map = {}
+    total = 0
+    for output in migration.outputs:
+        for name, info in read_safetensors_index(tmp / output.name, output.name)[0].items():
+            weight_map[name] = output.name
+            total += info.span[1] - info.span[0]
+    index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
+    (tmp / migration.index_file).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+
+
+def _write_pickle(source: Path, tmp: Path, output) -> None:
+    """Small adapter head files only: torch writes its own format (loaded back with weights_only=True)."""
+    import torch
+
+    state = torch.load(source / output.moves[0].source.file, map_location="cpu", weights_only=True)
+    torch.save({m.target: state[m.source.name] for m in output.moves}, tmp / output.name)
+
+
+def _digest(root: Path, info) -> str:
+    with open_tensor(root, info) as (stream, length):
+        return digest_stream(stream, length)
+
+
+def _check_bytes(source: Path, tmp: Path, migration: Migration, digests: dict[str, str]) -> int:
+    """Re-read the written headers and hash every tensor's bytes against the source bytes they came from."""
+    checked = 0
+    for output in migration.outputs:
+        path = tmp / output.name
+        written = read_pickle_index(path, output.name) if output.is_pickle else read_safetensors_index(path, output.name)[0]
+        expected = {m.target: m for m in output.moves}
+        zeros = {a.target: a for a in output.added}
+        if set(written) != set(expected) | set(zeros):
+            raise MigrationError(f"{output.name}: written tensors differ from the plan")
+        for name, info in written.items():
+            if name in zeros:
+                want = hashlib.sha256(bytes(nbytes(info.dtype, info.shape))).hexdigest()
+            else:
+                want = digests.get(name) or _digest(source, expected[name].source)
+            got = digest_span(path, info.span) if info.storage is None else _digest(tmp, info)
+            if got != want:
+                raise MigrationError(f"{output.name}: bytes of {name} differ from the source")
+            checked += 1
+    return checked
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    if out.exists():
+        backup = out.parent / f".{out.name}.headcheck-old-{os.getpid()}"
+        out.rename(backup)
+        tmp.rename(out)
+        shutil.rmtree(backup, ignore_errors=True) if backup.is_dir() else backup.unlink()
+    else:
+        tmp.rename(out)

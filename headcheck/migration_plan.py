@@ -1,0 +1,203 @@
+"""Turn a convertible report into a complete migration: every source tensor's fate, added tensors, new configs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, Mapping
+
+from . import layouts
+from .facts import Facts
+from .model import Kind, Report
+from .tensor_info import TensorInfo
+
+FLEX_ADAPTERS_BLOCK = {"adapters": {}, "config_map": {}, "fusion_config_map": {}, "fusion_name_map": {}, "fusions": {}}
+SAFE_WEIGHTS = "model.safetensors"
+SAFE_INDEX = "model.safetensors.index.json"
+
+
+class MigrationError(Exception):
+    """The plan cannot be executed faithfully; nothing is written."""
+
+
+@dataclass(frozen=True)
+class TensorMove:
+    source: TensorInfo
+    target: str
+    shape: tuple[int, ...]  # may differ from the source only by dropped unit dimensions (final_logits_bias)
+
+
+@dataclass(frozen=True)
+class AddedTensor:
+    target: str
+    dtype: str
+    shape: tuple[int, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    name: str
+    moves: tuple[TensorMove, ...]
+    added: tuple[AddedTensor, ...] = ()
+
+    @property
+    def is_pickle(self) -> bool:
+        # adapters' load_adapter reads pytorch_model_head.bin unless told use_safetensors=True: keep the format.
+        return self.name.endswith(".bin")
+
+
+@dataclass(frozen=True)
+class Migration:
+    kind: Kind
+    outputs: tuple[OutputFile, ...]
+    dropped: tuple[tuple[str, str], ...]  # (source tensor, why it is not needed)
+    replaced_files: tuple[str, ...]  # source files the outputs stand for (weights, index, configs)
+    configs: Mapping[str, dict[str, Any]]  # file name -> new JSON content
+    index_file: str | None  # regenerated shard index name, when sharded
+
+
+def _flex_head_config(report: Report) -> dict[str, Any]:
+    config = dict(report.plan.head_config)
+    if "label2id" in config:
+        config["label2id"] = dict(config["label2id"])
+    return config
+
+
+def _shape_of(expr: list, config: Mapping[str, Any]) -> tuple[int, ...]:
+    dims = []
+    for item in expr:
+        if isinstance(item, int):
+            dims.append(item)
+            continue
+        factor, _, key = item.rpartition("*")
+        dims.append(int(factor or 1) * int(config[key]))
+    return tuple(dims)
+
+
+def _expand(pattern: str, config: Mapping[str, Any]) -> list[str]:
+    if "{layer}" not in pattern:
+        return [pattern]
+    return [pattern.format(layer=i) for i in range(int(config["num_hidden_layers"]))]
+
+
+def _rename_base(name: str, renames: Mapping[str, str]) -> str:
+    first, _, rest = name.partition(".")
+    return f"{renames[first]}.{rest}" if first in renames and rest else name
+
+
+def _output_name(source_file: str, sharded: bool) -> str:
+    """pytorch_model.bin -> model.safetensors; pytorch_model-00001-of-00002.bin -> model-00001-of-00002.safetensors."""
+    if not sharded:
+        return SAFE_WEIGHTS
+    stem = PurePosixPath(source_file).name
+    stem = re.sub(r"^pytorch_model", "model", stem)
+    return re.sub(r"\.(bin|safetensors)$", "", stem) + ".safetensors"
+
+
+def plan_full_model(report: Report, facts: Facts, head_name: str) -> Migration:
+    config = dict(facts.doc("model") or {})
+    fam = layouts.family(report.model_type) or {}
+    tensors = facts.weights["model"]
+    head_moves = {r.source: r.target.replace(f"heads.{report.plan.head_name}.", f"heads.{head_name}.", 1)
+                  for r in report.plan.renames}
+    head_config = _flex_head_config(report)
+    tied_bias = (layouts.static_layout(report.head.architecture or "") or {}).get("tied_output_bias")
+    final_bias_from_buffer = None
+    base_prefixes = set(fam.get("static_base_prefixes", ()))
+    renames = fam.get("base_renames", {})
+    sharded = any(name.endswith(".index.json") for name in facts.weight_files["model"])
+    moves_by_file: dict[str, list[TensorMove]] = {}
+    dropped: list[tuple[str, str]] = []
+    for name in sorted(tensors):
+        info = tensors[name]
+        out_file = _output_name(info.file, sharded)
+        if name in head_moves:
+            target, shape = head_moves[name], info.shape
+        elif name.startswith("heads."):  # legacy flex checkpoints already use the flex names
+            target, shape = name, info.shape
+        elif name.split(".", 1)[0] in base_prefixes:
+            target, shape = _rename_base(name, renames), info.shape
+        elif name in fam.get("ignored_buffers", ()) and report.head.type == "seq2seq_lm":
+            # BART-style final_logits_bias [1, vocab] is exactly the flex LM head's output bias [vocab].
+            final_bias_from_buffer = name
+            target, shape = f"heads.{head_name}.0.bias", tuple(d for d in info.shape if d != 1) or info.shape
+        elif name == tied_bias:
+            dropped.append((name, "duplicate of the decoder bias it is tied to, which is renamed"))
+            continue
+        else:  # scan refuses checkpoints with uncovered head weights; reaching this is a bug, never a silent drop
+            raise MigrationError(f"{name}: no destination planned for this tensor")
+        moves_by_file.setdefault(out_file, []).append(TensorMove(info, target, shape))
+    if final_bias_from_buffer:
+        head_config["bias"] = True
+    present = {m.target for moves in moves_by_file.values() for m in moves}
+    first_file = sorted(moves_by_file)[0]
+    reference_dtype = moves_by_file[first_file][0].source.dtype
+    added = tuple(
+        AddedTensor(target, reference_dtype, _shape_of(spec["shape"], config), spec["reason"])
+        for spec in fam.get("added_params", ())
+        for target in _expand(spec["name"], config)
+        if target not in present
+    )
+    outputs = tuple(
+        OutputFile(name, tuple(moves), added if name == first_file else ())
+        for name, moves in sorted(moves_by_file.items())
+    )
+    new_config = {k: v for k, v in config.items() if k not in ("architectures", "prediction_heads")}
+    new_config["architectures"] = [report.plan.adapter_model_class]
+    if "num_labels" in head_config:
+        new_config["id2label"] = {str(i): label for label, i in head_config["label2id"].items()}
+        new_config["label2id"] = head_config["label2id"]
+    new_config["adapters"] = config.get("adapters") or FLEX_ADAPTERS_BLOCK
+    legacy_heads = config.get("prediction_heads")
+    new_config["prediction_heads"] = legacy_heads if legacy_heads else {head_name: head_config}
+    replaced = (*facts.weight_files["model"], facts.doc_file("model"))
+    return Migration(Kind.FULL_MODEL, outputs, tuple(dropped), tuple(dict.fromkeys(replaced)),
+                     {"config.json": new_config}, SAFE_INDEX if sharded else None)
+
+
+def plan_adapter_folder(report: Report, facts: Facts, head_name: str | None) -> Migration:
+    head_doc = dict(facts.doc("head") or {})
+    adapter_name = (facts.doc("adapter") or {}).get("name")
+    # load_adapter activates the head named like the adapter; static heads were saved without a name.
+    name = head_name or head_doc.get("name") or adapter_name or report.plan.head_name
+    tensors = facts.weights["head"]
+    renames = {r.source: r.target.replace(f"heads.{report.plan.head_name}.", f"heads.{name}.", 1)
+               for r in report.plan.renames}
+    moves = []
+    for tensor_name in sorted(tensors):
+        info = tensors[tensor_name]
+        if tensor_name in renames:
+            target = renames[tensor_name]
+        elif tensor_name.startswith("heads."):  # legacy flex head: already flex names
+            target = tensor_name
+        else:
+            raise MigrationError(f"{tensor_name}: no destination planned for this tensor")
+        moves.append(TensorMove(info, target, info.shape))
+    head_config = _flex_head_config(report)
+    new_doc = {k: v for k, v in head_doc.items() if k not in ("label2id", "num_labels")}
+    new_doc.update(model_class=report.plan.adapter_model_class, config=head_config, name=name)
+    weights_file = facts.weight_files["head"][0]
+    return Migration(Kind.ADAPTER, (OutputFile(weights_file, tuple(moves)),), (), (weights_file,),
+                     {facts.doc_file("head") or "head_config.json": new_doc}, None)
+
+
+def plan_for(report: Report, facts: Facts, *, head_name: str | None = None, num_choices: int | None = None) -> Migration:
+    if report.kind is Kind.ADAPTER:
+        migration = plan_adapter_folder(report, facts, head_name)
+    else:
+        migration = plan_full_model(report, facts, head_name or report.plan.head_name)
+    if num_choices is not None:
+        for config in _head_configs(migration):
+            if config.get("head_type") == "multiple_choice":
+                config["num_choices"] = num_choices
+    return migration
+
+
+def _head_configs(migration: Migration):
+    for content in migration.configs.values():
+        if isinstance(content.get("prediction_heads"), dict):
+            yield from content["prediction_heads"].values()
+        elif isinstance(content.get("config"), dict):
+            yield content["config"]
