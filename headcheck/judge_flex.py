@@ -53,6 +53,8 @@ def check_flex_heads(head_configs: Mapping[str, Mapping[str, Any]], tensors: Map
     for name, cfg in head_configs.items():
         key = f"{config_key}.{name}" if config_key else "config"
         weights = in_weights.get(name)
+        if not weights and _lm(cfg) and int(cfg.get("layers") or 1) == 1 and not cfg.get("bias"):
+            continue  # a single output layer tied to the input embeddings stores nothing
         if not weights:
             findings.append(finding(
                 "HC110", f"head {name!r} is declared in {config_file} but has no heads.{name}.* weights",

@@ -131,6 +131,13 @@ def plan_full_model(report: Report, facts: Facts, head_name: str) -> Migration:
         moves_by_file.setdefault(out_file, []).append(TensorMove(info, target, shape))
     if final_bias_from_buffer:
         head_config["bias"] = True
+    untie = (layouts.static_layout(report.head.architecture or "") or {}).get("when_embeddings_tied")
+    if untie and config.get("tie_word_embeddings", True):
+        by_target = {m.target: (file, m) for file, moves in moves_by_file.items() for m in moves}
+        for target, copied in untie["copy_tensors"].items():
+            file, move = by_target[copied]
+            moves_by_file[file].append(TensorMove(move.source, target, move.shape))
+        config = {**config, **untie["model_config"]}
     present = {m.target for moves in moves_by_file.values() for m in moves}
     first_file = sorted(moves_by_file)[0]
     reference_dtype = moves_by_file[first_file][0].source.dtype

@@ -1,0 +1,135 @@
+"""`--verify`: load original and migrated checkpoints with transformers/adapters and compare outputs and loss.
+
+Imports the heavy stack; only `headcheck migrate --verify` and the tests use this module.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ATOL = {torch.float16: 1e-3, torch.bfloat16: 1e-2}
+DEFAULT_ATOL = 1e-5
+BATCH, SEQ, CHOICES = 2, 7, 3
+OUTPUT_FIELDS = ("logits", "start_logits", "end_logits")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    max_logits_diff: float
+    loss_diff: float
+    tolerance: float
+    missing_keys: tuple[str, ...]
+    unexpected_keys: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return (self.max_logits_diff <= self.tolerance and self.loss_diff <= self.tolerance
+                and not self.missing_keys and not self.unexpected_keys)
+
+
+def fixed_inputs(config, head_config: dict[str, Any], num_choices: int | None = None) -> dict[str, torch.Tensor]:
+    """Deterministic inputs and labels that exercise the head and its loss."""
+    gen = torch.Generator().manual_seed(1234)
+    head_type = head_config["head_type"]
+    inputs: dict[str, torch.Tensor] = {}
+    if getattr(config, "model_type", None) in ("vit", "beit"):
+        size = config.image_size
+        inputs["pixel_values"] = torch.randn(BATCH, config.num_channels, size, size, generator=gen)
+    elif getattr(config, "model_type", None) == "whisper":
+        inputs["input_features"] = torch.randn(BATCH, config.num_mel_bins, 2 * config.max_source_positions, generator=gen)
+    else:
+        vocab = config.vocab_size
+        ids = torch.randint(4, vocab, (BATCH, SEQ), generator=gen)
+        eos = getattr(config, "eos_token_id", None)
+        if isinstance(eos, int) and eos < vocab:
+            ids[:, -1] = eos  # encoder-decoder classifiers pool at the eos token
+        if head_type == "multiple_choice":
+            ids = ids.unsqueeze(1).repeat(1, num_choices or CHOICES, 1)
+            ids[:, 1:, 1] = (ids[:, 1:, 1] + 7) % vocab
+        inputs["input_ids"] = ids
+        inputs["attention_mask"] = torch.ones_like(ids)
+    if getattr(config, "is_decoder", False) or getattr(config, "is_encoder_decoder", False):
+        inputs["use_cache"] = False  # adapters' attention in some decoders cannot read transformers' cache objects
+    if getattr(config, "is_encoder_decoder", False):
+        inputs["decoder_input_ids"] = torch.randint(4, config.vocab_size, (BATCH, SEQ), generator=gen)
+    num_labels = head_config.get("num_labels", 2)
+    if head_type in ("classification", "image_classification"):
+        inputs["labels"] = (torch.randn(BATCH, generator=gen) if num_labels == 1
+                            else torch.randint(0, num_labels, (BATCH,), generator=gen))
+    elif head_type == "multilabel_classification":
+        inputs["labels"] = torch.randint(0, 2, (BATCH, num_labels), generator=gen).float()
+    elif head_type == "multiple_choice":
+        inputs["labels"] = torch.randint(0, num_choices or CHOICES, (BATCH,), generator=gen)
+    elif head_type == "tagging":
+        inputs["labels"] = torch.randint(0, num_labels, (BATCH, SEQ), generator=gen)
+    elif head_type == "question_answering":
+        inputs["start_positions"] = torch.randint(0, SEQ, (BATCH,), generator=gen)
+        inputs["end_positions"] = torch.randint(0, SEQ, (BATCH,), generator=gen)
+    elif head_type in ("masked_lm", "causal_lm", "seq2seq_lm"):
+        inputs["labels"] = torch.randint(4, config.vocab_size, (BATCH, SEQ), generator=gen)
+    return inputs
+
+
+def _outputs(model, inputs):
+    with torch.no_grad():
+        out = model(**inputs)
+    logits = [getattr(out, f) for f in OUTPUT_FIELDS if getattr(out, f, None) is not None]
+    return logits, out.loss
+
+
+def _difference(a, b) -> tuple[float, float]:
+    (logits_a, loss_a), (logits_b, loss_b) = a, b
+    if len(logits_a) != len(logits_b) or any(x.shape != y.shape for x, y in zip(logits_a, logits_b)):
+        return float("inf"), float("inf")
+    diff = max(float((x.float() - y.float()).abs().max()) for x, y in zip(logits_a, logits_b))
+    loss = float((loss_a.float() - loss_b.float()).abs()) if loss_a is not None and loss_b is not None else float("inf")
+    return diff, loss
+
+
+def compare(original: Path, migrated: Path, base: Path | None = None) -> Comparison:
+    """Run both checkpoints on the same fixed inputs; `base` is the base model for adapter folders."""
+    import adapters
+    import transformers
+
+    if (migrated / "head_config.json").exists():
+        return _compare_adapter(original, migrated, base)
+    config = json.loads((original / "config.json").read_text())
+    static = getattr(transformers, config["architectures"][0]).from_pretrained(original).eval()
+    flex, info = adapters.AutoAdapterModel.from_pretrained(migrated, output_loading_info=True)
+    flex.eval()
+    head_config = next(iter(flex.config.prediction_heads.values()))
+    inputs = fixed_inputs(static.config, head_config, head_config.get("num_choices"))
+    diff, loss = _difference(_outputs(static, inputs), _outputs(flex, inputs))
+    return Comparison(diff, loss, ATOL.get(static.dtype, DEFAULT_ATOL),
+                      tuple(info["missing_keys"]), tuple(info["unexpected_keys"]))
+
+
+def _compare_adapter(original: Path, migrated: Path, base: Path | None) -> Comparison:
+    import adapters
+    import transformers
+
+    head = json.loads((original / "head_config.json").read_text())
+    if base is None:
+        raise ValueError("verifying an adapter folder needs its base model: pass the base checkpoint folder")
+    model_class = head["model_class"]
+    if hasattr(transformers, model_class):  # static head: the original runs in its own class
+        before = getattr(transformers, model_class).from_pretrained(base)
+        adapters.init(before)
+    else:
+        before = adapters.AutoAdapterModel.from_pretrained(base)
+    name = before.load_adapter(str(original))
+    before.set_active_adapters(name)
+    after = adapters.AutoAdapterModel.from_pretrained(base)
+    loading_info: dict[str, list] = {}
+    after_name = after.load_adapter(str(migrated), loading_info=loading_info)
+    after.set_active_adapters(after_name)
+    head_config = json.loads((migrated / "head_config.json").read_text())["config"]
+    inputs = fixed_inputs(after.config, head_config, head_config.get("num_choices"))
+    diff, loss = _difference(_outputs(before.eval(), inputs), _outputs(after.eval(), inputs))
+    return Comparison(diff, loss, DEFAULT_ATOL, tuple(loading_info.get("missing_keys", ())),
+                      tuple(loading_info.get("unexpected_keys", ())))
