@@ -97,7 +97,7 @@ def _read_shards(root: Path, index_rel: str) -> tuple[dict[str, TensorInfo], tup
     missing = sorted(set(weight_map) - set(tensors))
     if missing:
         raise InputError(f"{index_rel}: {len(missing)} tensors listed but absent from their shards, e.g. {missing[0]!r}")
-    return tensors, shards
+    return tensors, (index_rel, *shards)
 
 
 def _read_card(path: Path) -> dict[str, Any] | None:

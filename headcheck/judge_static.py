@@ -73,7 +73,7 @@ def judge_static(inp: StaticInput) -> Judgement:
         findings.append(finding(
             "HC101",
             f"{len(custom)} head tensor(s) not covered by the {inp.class_name} layout, e.g. {', '.join(custom[:3])}",
-            file=wf, key=custom[0],
+            file=inp.tensors[custom[0]].file, key=custom[0],
             hint="keep the static class or port the head to an adapters custom head",
         ))
 
@@ -121,7 +121,7 @@ def judge_static(inp: StaticInput) -> Judgement:
         findings.append(finding(
             "HC108",
             f"output bias stored as {tied_bias}; adapters 1.3.0 drops it, headcheck's plan renames it",
-            file=wf, key=tied_bias, hint="use headcheck migrate rather than AutoAdapterModel.from_pretrained",
+            file=inp.tensors[tied_bias].file, key=tied_bias, hint="use headcheck migrate rather than AutoAdapterModel.from_pretrained",
         ))
 
     head = Head(
