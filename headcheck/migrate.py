@@ -40,16 +40,18 @@ class MigrateResult:
     rescan: Report | None = None
 
 
-def prepare(source: Path, *, head_name: str = "default", head_type: str | None = None,
+def prepare(source: Path, *, head_name: str | None = None, head_type: str | None = None,
             num_choices: int | None = None) -> tuple[Report, Migration]:
-    """Scan and plan, writing nothing. Raises NotConvertibleError unless the verdict is convertible."""
+    """Scan and plan, writing nothing. Raises NotConvertibleError unless convertible or already flex."""
     report = scan_path(source, head_type=head_type)
+    if report.verdict is Verdict.ALREADY_FLEX:  # nothing to rewrite: the output is a checked copy
+        return report, Migration(report.kind, (), (), (), {}, None)
     if report.verdict is not Verdict.CONVERTIBLE:
         raise NotConvertibleError(report)
     return report, plan_for(report, build_facts(source), head_name=head_name, num_choices=num_choices)
 
 
-def migrate(source: Path, out: Path, *, head_name: str = "default", head_type: str | None = None,
+def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type: str | None = None,
             num_choices: int | None = None, force: bool = False,
             on_bytes: Callable[[int], None] | None = None) -> MigrateResult:
     source, out = source.resolve(), out.resolve()

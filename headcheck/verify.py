@@ -118,18 +118,24 @@ def _compare_adapter(original: Path, migrated: Path, base: Path | None) -> Compa
         raise ValueError("verifying an adapter folder needs its base model: pass the base checkpoint folder")
     model_class = head["model_class"]
     if hasattr(transformers, model_class):  # static head: the original runs in its own class
-        before = getattr(transformers, model_class).from_pretrained(base)
+        num_labels = head.get("num_labels") or len(head.get("label2id") or {}) or 2
+        before = getattr(transformers, model_class).from_pretrained(base, num_labels=num_labels)
         adapters.init(before)
     else:
         before = adapters.AutoAdapterModel.from_pretrained(base)
-    name = before.load_adapter(str(original))
+    name = before.load_adapter(str(original), use_safetensors=_has_safetensors(original))
     before.set_active_adapters(name)
     after = adapters.AutoAdapterModel.from_pretrained(base)
     loading_info: dict[str, list] = {}
-    after_name = after.load_adapter(str(migrated), loading_info=loading_info)
+    after_name = after.load_adapter(str(migrated), loading_info=loading_info, use_safetensors=_has_safetensors(migrated))
     after.set_active_adapters(after_name)
     head_config = json.loads((migrated / "head_config.json").read_text())["config"]
     inputs = fixed_inputs(after.config, head_config, head_config.get("num_choices"))
     diff, loss = _difference(_outputs(before.eval(), inputs), _outputs(after.eval(), inputs))
     return Comparison(diff, loss, DEFAULT_ATOL, tuple(loading_info.get("missing_keys", ())),
                       tuple(loading_info.get("unexpected_keys", ())))
+
+
+def _has_safetensors(folder: Path) -> bool:
+    # load_adapter reads the .bin files unless told otherwise
+    return (folder / "adapter.safetensors").exists()

@@ -6,8 +6,8 @@ import json
 
 
 def render_migration(report, migration, result) -> str:
-    lines = [f"{report.source}: {report.head.type} head ({report.head.architecture}) -> "
-             f"{report.plan.adapter_model_class}"]
+    target = report.plan.adapter_model_class if report.plan else "unchanged (already in the flex layout)"
+    lines = [f"{report.source}: {report.head.type} head ({report.head.architecture}) -> {target}"]
     for output in migration.outputs:
         lines.append(f"  {output.name}:")
         for move in output.moves:
