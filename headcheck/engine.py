@@ -13,10 +13,12 @@ from .judge_peft import judge_peft
 from .judgement import Judgement, final_verdict, finding
 from .model import Kind, Layout, Report
 
-FOREIGN_DESCRIPTIONS = {
+ROLE_DESCRIPTIONS = {
     "mlx": "an MLX-LM LoRA adapter config (not adapters, not PEFT)",
+    "fusion": "an adapters AdapterFusion config (fusion layers only, no head to judge)",
     "foreign": "a JSON file of another tool (no adapters, PEFT or transformers format)",
 }
+FOREIGN_ROLES = {"mlx", "foreign"}
 CARD_LIBRARIES = {"adapter-transformers", "adapters"}
 
 
@@ -29,8 +31,8 @@ def scan_facts(facts: Facts, head_type: str | None = None) -> Report:
     kind, layout, judgement = _judge(facts, head_type)
     extra = list(facts.read_findings)
     for role, doc in facts.docs.items():
-        if role in FOREIGN_DESCRIPTIONS:
-            extra.append(finding("HC119", f"{doc.file} is {FOREIGN_DESCRIPTIONS[role]}; ignored", file=doc.file))
+        if role in FOREIGN_ROLES:
+            extra.append(finding("HC119", f"{doc.file} is {ROLE_DESCRIPTIONS[role]}; ignored", file=doc.file))
     extra.extend(_card_findings(facts))
     findings = (*judgement.findings, *extra)
     verdict = final_verdict(judgement, tuple(extra))
@@ -60,7 +62,7 @@ def _judge(facts: Facts, head_type: str | None) -> tuple[Kind, Layout, Judgement
         return Kind.FULL_MODEL, _model_layout(facts, judgement), judgement
     if facts.read_findings:  # e.g. only an unsafe pickle: report it rather than "nothing scanned"
         return Kind.UNKNOWN, Layout.FOREIGN, judge_model(facts, head_type)
-    described = "; ".join(f"{doc.file} is {FOREIGN_DESCRIPTIONS.get(role, role)}" for role, doc in facts.docs.items())
+    described = "; ".join(f"{doc.file} is {ROLE_DESCRIPTIONS.get(role, role)}" for role, doc in facts.docs.items())
     raise NothingScannedError(f"{facts.root}: nothing headcheck can judge: {described}")
 
 

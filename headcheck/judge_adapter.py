@@ -55,7 +55,7 @@ def judge_adapter(facts: Facts) -> Judgement:
         evidence.append(f"load_adapter converts {model_class} heads into {target}")
         return judge_static(StaticInput(
             model_class, model_type, head_doc, head_file, tensors, weights_file, target, head_name=name,
-            evidence=tuple(evidence),
+            evidence=tuple(evidence), base_in_weights=False,
         ))
     head_type = (head_cfg or {}).get("head_type") if isinstance(head_cfg, dict) else None
     head_type = head_type or layouts.head_type_of_class(model_class) or "unknown"

@@ -44,6 +44,9 @@ def check_flex_heads(head_configs: Mapping[str, Mapping[str, Any]], tensors: Map
     findings: list[Finding] = []
     in_weights = heads_in_weights(tensors)
     if not tensors:
+        if weights_file is None:  # an unreadable file was reported where it was read
+            findings.append(finding("HC115", f"{config_file} declares heads but there is no weight file",
+                                    file=config_file, hint="scan the folder that holds the weights"))
         return findings
     for name in sorted(set(in_weights) - set(head_configs)):
         findings.append(finding(

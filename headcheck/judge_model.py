@@ -97,6 +97,9 @@ def _judge_by_keys(facts, config, config_file, tensors, weights_file, model_type
         ),), Verdict.NOT_CONVERTIBLE)
     candidates, evidence = candidate_head_types({k: tensors[k] for k in head_keys(tensors, model_type)}, config)
     evidence = [unknown, *evidence]
+    if layouts.family(model_type) is None:  # without a family there is no base prefix to tell head keys apart
+        guess = candidates[0] if len(candidates) == 1 else (layouts.head_type_of_class(arch) if arch else None)
+        return _unsupported(model_type, arch or "unknown class", guess or "unknown", config_file)
     if head_type_override:
         if candidates and head_type_override not in candidates:
             evidence.append(f"--head-type {head_type_override} does not fit the keys ({', '.join(candidates)})")

@@ -25,6 +25,7 @@ class StaticInput:
     head_name: str = DEFAULT_HEAD_NAME
     evidence: tuple[str, ...] = ()
     extra_findings: tuple[Finding, ...] = ()
+    base_in_weights: bool = True  # False for adapter folders: their base model comes from elsewhere
 
 
 def head_keys(tensors: Mapping[str, TensorInfo], model_type: str | None) -> list[str]:
@@ -85,6 +86,15 @@ def judge_static(inp: StaticInput) -> Judgement:
             hint="save the model that carries the trained head",
         ))
 
+    if inp.tensors and inp.base_in_weights and layout["config"].get("use_pooler"):
+        fam = layouts.family(inp.model_type) or {}
+        pooler = [p["name"] for p in fam.get("added_params", ()) if ".pooler." in p["name"]]
+        if pooler and not any(name in inp.tensors for name in pooler):
+            findings.append(finding(
+                "HC116", f"the {flex_type} head reads the pooler, but the weights hold no {pooler[0]}",
+                file=wf, key=pooler[0], hint="pick the head type the checkpoint was trained with (--head-type)",
+            ))
+
     rows = final_weight.shape[0] if final_weight is not None and final_weight.shape else None
     num_labels, problem_type = None, cfg.get("problem_type")
     if flex_type in layouts.LABELLED_HEAD_TYPES or flex_type == "question_answering":
@@ -129,7 +139,7 @@ def judge_static(inp: StaticInput) -> Judgement:
         num_labels=num_labels, name=inp.head_name, evidence=tuple(evidence),
     )
     plan = _plan(inp, layout, head, layers, tied_bias) if inp.tensors else None
-    if not inp.tensors:
+    if inp.weights_file is None:
         findings.append(finding(
             "HC115", "no weight files: judged from the config alone", file=inp.label_file,
             hint="scan the folder that holds the weights",

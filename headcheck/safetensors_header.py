@@ -6,6 +6,7 @@ Hand-written because the safetensors package exposes no byte offsets and needs n
 from __future__ import annotations
 
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -40,6 +41,11 @@ def parse_header(raw: bytes, data_size: int, rel_name: str) -> tuple[dict[str, T
             raise InputError(
                 f"{rel_name}: corrupt or truncated safetensors file "
                 f"(tensor {name!r} spans bytes {begin}..{end}, data holds {data_size})"
+            )
+        if dtype not in DTYPE_SIZES or math.prod(shape) * DTYPE_SIZES[dtype] != end - begin:
+            raise InputError(
+                f"{rel_name}: corrupt safetensors header (tensor {name!r}: {dtype} {list(shape)} "
+                f"does not fit its {end - begin} bytes)"
             )
         tensors[name] = TensorInfo(name, dtype, shape, rel_name, (data_start + begin, data_start + end))
     return tensors, metadata if isinstance(metadata, dict) else {}

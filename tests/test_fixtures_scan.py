@@ -188,10 +188,6 @@ def test_no_architectures_decided_by_head_type():
     assert validated(json.loads(result.stdout))["verdict"] == "convertible"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "headcheck bug: judge_static never checks that the base tensors a flex head reads exist; a BERT without "
-    "bert.pooler.* forced to --head-type classification comes out a clean 'convertible' with use_pooler: true, "
-    "so the converted head would read a randomly initialised pooler"))
 def test_forcing_classification_without_pooler_is_not_clean():
     # no-architectures holds no bert.pooler.* (what BertForTokenClassification saves)
     report = scan(CHECKPOINTS / "no-architectures", head_type="classification")
@@ -199,11 +195,6 @@ def test_forcing_classification_without_pooler_is_not_clean():
         assert any("pooler" in f["message"] for f in report["findings"]), report["findings"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "headcheck bug: judge_flex.check_flex_heads returns no finding when the head weights are absent "
-    "(`if not tensors: return findings`), so adapter_config.json + head_config.json without model_head.safetensors "
-    "is 'already-flex' with exit 0, although adapters' PredictionHeadLoader then loads no head at all; the static "
-    "head path reports HC115 for the same situation"))
 def test_flex_head_config_without_head_weights_is_not_clean(tmp_path):
     folder = tmp_path / "adapter"
     shutil.copytree(CHECKPOINTS / "adapter-flex-head", folder)
@@ -275,10 +266,6 @@ def _set(file: str, path: tuple, value):
     return mutate
 
 
-def _crash(reason: str):
-    return pytest.mark.xfail(strict=True, reason=f"headcheck bug: {reason}")
-
-
 # (fixture, mutation); a scan must end in a schema-valid report, InputError (exit 2) or NothingScannedError (exit 3)
 MALFORMED = [
     pytest.param("adapter-flex-head", _set("head_config.json", ("config", "num_labels"), None),
@@ -288,29 +275,18 @@ MALFORMED = [
     pytest.param("peft-seq-cls", _set("adapter_config.json", ("modules_to_save",), "classifier"),
                  id="modules_to_save-str"),
     pytest.param("sharded", _set("model.safetensors.index.json", ("weight_map",), []), id="weight_map-list"),
-    pytest.param("adapter-flex-head", _set("head_config.json", ("config", "layers"), "two"), id="flex-layers-str",
-                 marks=_crash("layouts.flex_modules (layouts.py:71) int('two') raises ValueError")),
+    pytest.param("adapter-flex-head", _set("head_config.json", ("config", "layers"), "two"), id="flex-layers-str"),
     pytest.param("adapter-flex-head", _set("head_config.json", ("config", "num_labels"), "abc"),
-                 id="flex-num_labels-str",
-                 marks=_crash("layouts.flex_output_size (layouts.py:102) int('abc') raises ValueError")),
+                 id="flex-num_labels-str"),
     pytest.param("bert-seq-cls", _set("config.json", ("label2id",), {"a": "x", "b": "y", "c": "z"}),
-                 id="label2id-values-not-int",
-                 marks=_crash("judge_static._label_maps (judge_static.py:50) int('x') raises ValueError")),
-    pytest.param("bert-seq-cls", _set("config.json", ("model_type",), ["bert"]), id="model_type-list",
-                 marks=_crash("layouts.family (layouts.py:16) dict.get(list) raises TypeError: unhashable")),
-    pytest.param("adapter-flex-head", _set("head_config.json", ("model_type",), ["bert"]), id="head-model_type-list",
-                 marks=_crash("layouts.family (layouts.py:16) dict.get(list) raises TypeError: unhashable")),
-    pytest.param("bert-seq-cls", _set("config.json", ("prediction_heads",), ["default"]), id="prediction_heads-list",
-                 marks=_crash("judge_flex.check_flex_heads (judge_flex.py:53) calls .items() on a list")),
+                 id="label2id-values-not-int"),
+    pytest.param("bert-seq-cls", _set("config.json", ("model_type",), ["bert"]), id="model_type-list"),
+    pytest.param("adapter-flex-head", _set("head_config.json", ("model_type",), ["bert"]), id="head-model_type-list"),
+    pytest.param("bert-seq-cls", _set("config.json", ("prediction_heads",), ["default"]), id="prediction_heads-list"),
     pytest.param("bert-seq-cls", _set("config.json", ("prediction_heads",), {"default": None}),
-                 id="prediction_heads-entry-null",
-                 marks=_crash("judge_flex._lm (judge_flex.py:81) calls .get() on None")),
-    pytest.param("peft-seq-cls", _set("adapter_config.json", ("task_type",), ["SEQ_CLS"]), id="peft-task_type-list",
-                 marks=_crash("judge_peft.judge_peft (judge_peft.py:32-33) looks a list task_type up in "
-                              "TASK_HEAD_TYPES: unhashable")),
-    pytest.param("adapter-flex-head", _set("head_config.json", ("name",), 7), id="head-name-int",
-                 marks=_crash("judge_adapter (judge_adapter.py:29) passes a non-string head name into Head.name; "
-                              "the JSON report then violates report.schema.json (head.name: string|null)")),
+                 id="prediction_heads-entry-null"),
+    pytest.param("peft-seq-cls", _set("adapter_config.json", ("task_type",), ["SEQ_CLS"]), id="peft-task_type-list"),
+    pytest.param("adapter-flex-head", _set("head_config.json", ("name",), 7), id="head-name-int"),
 ]
 
 
@@ -325,10 +301,6 @@ def test_malformed_config_never_crashes(fixture, mutate, tmp_path):
         pass
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "headcheck bug: safetensors_header.parse_header (safetensors_header.py:39) checks that data_offsets lie inside "
-    "the data area but not that end - begin == numel(shape) * dtype size; a header claiming classifier.weight "
-    "[30, 8] over a 96-byte span is accepted and reported as HC102 (30 rows) instead of a corrupt file (exit 2)"))
 def test_shape_disagreeing_with_byte_span_is_corrupt(tmp_path):
     folder = tmp_path / "bert"
     shutil.copytree(CHECKPOINTS / "bert-seq-cls", folder)
