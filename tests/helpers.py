@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -11,6 +14,8 @@ import jsonschema
 from headcheck.engine import scan_path
 from headcheck.render.json_report import report_dict
 
+REPO = Path(__file__).resolve().parent.parent
+CHECKPOINTS = REPO / "tests" / "fixtures" / "checkpoints"
 REPORT_SCHEMA = json.loads((resources.files("headcheck") / "schemas" / "report.schema.json").read_text())
 _validator = jsonschema.Draft202012Validator(REPORT_SCHEMA)
 
@@ -29,3 +34,12 @@ def scan(path: Path, **kwargs) -> dict:
 
 def rules_of(report: dict) -> set[str]:
     return {f["rule"] for f in report["findings"]}
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m headcheck ...` in a subprocess, importing headcheck from this checkout."""
+    full_env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}  # colour only when a test asks
+    full_env.update(env or {})
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "headcheck", *map(str, args)], cwd=REPO, env=full_env,
+                          capture_output="stdout" not in kwargs, text=True, timeout=120, **kwargs)

@@ -12,30 +12,20 @@ import shutil
 import struct
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from headcheck import ruledata
 from headcheck.errors import InputError, NothingScannedError
-from helpers import rules_of, scan, validated
+from helpers import CHECKPOINTS, run_cli, rules_of, scan, validated
 
 REPO = Path(__file__).resolve().parents[1]
-CHECKPOINTS = Path(__file__).resolve().parent / "fixtures" / "checkpoints"
 RULES_JSON = json.loads((REPO / "rules" / "rules.json").read_text(encoding="utf-8"))
 ALL_CODES = {r["code"] for r in RULES_JSON["rules"]}
 SEVERITY = {r["code"]: r["severity"] for r in RULES_JSON["rules"]}
 ANSI = "\x1b["
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
-    """`python -m headcheck ...` in a subprocess, importing headcheck from this checkout."""
-    full_env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}  # colour only when a test asks
-    full_env.update(env or {})
-    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "headcheck", *map(str, args)], cwd=REPO, env=full_env,
-                          capture_output="stdout" not in kwargs, text=True, timeout=120, **kwargs)
 
 
 def assert_one_clean_line(stderr: str) -> None:

@@ -1,0 +1,182 @@
+"""`headcheck migrate` as users run it: refusals write nothing, the input is never touched, output is atomic."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from headcheck import migrate as migration
+from helpers import CHECKPOINTS, run_cli, scan
+
+# Every not-convertible situation of the scan issue, as committed fixtures -> the rule codes that explain it.
+REFUSED = {
+    "bert-custom-head": {"HC101"},
+    "bert-seq-cls-label-mismatch": {"HC102"},
+    "bert-regression-2": {"HC105"},
+    "xlnet-seq-cls": {"HC106"},
+    "bert-nsp": {"HC107"},
+    "adapter-flex-head-mismatch": {"HC110"},
+    "adapter-pretraining-head": {"HC111"},
+    "adapter-legacy-other-family": {"HC111"},
+    "unsafe-pickle": {"HC001"},
+    "peft-seq-cls": {"HC118"},
+    "no-architectures": {"HC112"},
+}
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("fixture,codes", sorted(REFUSED.items()))
+def test_refused_with_rule_codes_and_nothing_written(fixture, codes, tmp_path):
+    out = tmp_path / "out"
+    before = tree_digest(CHECKPOINTS / fixture)
+    result = run_cli("migrate", CHECKPOINTS / fixture, "--out", out)
+    assert result.returncode == 1, result.stderr
+    assert all(code in result.stderr for code in codes), result.stderr
+    assert "nothing written" in result.stderr
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # no temporary sibling either
+    assert tree_digest(CHECKPOINTS / fixture) == before
+
+
+@pytest.mark.parametrize("fixture", ["bert-seq-cls", "bert-seq-cls-bin", "sharded", "roberta-multilabel",
+                                     "adapter-static-head", "adapter-flex-head"])
+def test_migrate_fixture_and_input_is_byte_identical(fixture, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(CHECKPOINTS / fixture, src)
+    (src / "tokenizer.json").write_text('{"version": "1.0"}')  # other files travel along untouched
+    before = tree_digest(src)
+    result = run_cli("migrate", src, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert tree_digest(src) == before
+    assert scan(tmp_path / "out")["verdict"] == "already-flex"
+    assert (tmp_path / "out" / "tokenizer.json").read_text() == '{"version": "1.0"}'
+    assert "byte-checked" in result.stdout
+    for path in (tmp_path / "out").glob("*.safetensors"):
+        raw = path.read_bytes()
+        header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
+        assert header["__metadata__"] == {"format": "pt"}
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
+    result = run_cli("migrate", CHECKPOINTS / "bert-seq-cls", "--out", tmp_path / "out", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "rename classifier.weight -> heads.default.1.weight" in result.stdout
+    assert '"BertAdapterModel"' in result.stdout
+    assert "dry run: nothing written" in result.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_out_needs_force(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("old")
+    refused = run_cli("migrate", CHECKPOINTS / "bert-seq-cls", "--out", out)
+    assert refused.returncode == 4
+    assert (out / "keep.txt").read_text() == "old"
+    forced = run_cli("migrate", CHECKPOINTS / "bert-seq-cls", "--out", out, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert not (out / "keep.txt").exists()
+    assert scan(out)["verdict"] == "already-flex"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no backup or temporary folder left behind
+
+
+def test_empty_out_folder_is_accepted(tmp_path):
+    (tmp_path / "out").mkdir()
+    assert run_cli("migrate", CHECKPOINTS / "bert-seq-cls", "--out", tmp_path / "out").returncode == 0
+
+
+def test_out_inside_input_is_refused(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(CHECKPOINTS / "bert-seq-cls", src)
+    result = run_cli("migrate", src, "--out", src / "fixed")
+    assert result.returncode == 4
+    assert not (src / "fixed").exists()
+
+
+@pytest.mark.parametrize("when", ["first tensor", "config"])
+def test_exception_mid_write_leaves_no_out(tmp_path, monkeypatch, when):
+    src = tmp_path / "src"
+    shutil.copytree(CHECKPOINTS / "sharded", src)
+    before = tree_digest(src)
+    real_write = migration.write_safetensors
+
+    def write_then_fail(path, tensors, on_bytes=None):
+        real_write(path, tensors[:1], on_bytes)  # a partial file really exists on disk
+        raise OSError("disk full (simulated)")
+
+    def fail_on_config(self, *args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    if when == "first tensor":
+        monkeypatch.setattr(migration, "write_safetensors", write_then_fail)
+    else:
+        monkeypatch.setattr(Path, "write_text", fail_on_config)
+    with pytest.raises(OSError, match="simulated"):
+        migration.migrate(src, tmp_path / "out")
+    monkeypatch.undo()
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+    assert tree_digest(src) == before
+
+
+def test_interrupt_leaves_previous_out_intact(tmp_path, monkeypatch):
+    """--force replaces an existing --out only once the new one is complete."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "previous.txt").write_text("previous")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(migration, "write_safetensors", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        migration.migrate(CHECKPOINTS / "bert-seq-cls", out, force=True)
+    assert (out / "previous.txt").read_text() == "previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_corrupted_write_is_caught_by_the_byte_check(tmp_path, monkeypatch):
+    """The post-write check compares bytes with the source: a writer that flips a byte must fail the migration."""
+    real_write = migration.write_safetensors
+
+    def flipping_write(path, tensors, on_bytes=None):
+        digests = real_write(path, tensors, on_bytes)
+        raw = bytearray(path.read_bytes())
+        raw[-1] ^= 0xFF
+        path.write_bytes(bytes(raw))
+        return digests
+
+    monkeypatch.setattr(migration, "write_safetensors", flipping_write)
+    with pytest.raises(migration.MigrationError, match="differ from the source"):
+        migration.migrate(CHECKPOINTS / "bert-seq-cls", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_verify_flag_reports_differences(tmp_path):
+    pytest.importorskip("adapters")
+    zoo = pytest.importorskip("zoo")
+    src = zoo.build_static("BertForSequenceClassification", tmp_path / "src", num_labels=3)
+    result = run_cli("migrate", src, "--out", tmp_path / "out", "--verify")
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("verify:"))
+    assert "max |logits diff|" in line and "|loss diff|" in line
+
+
+def test_progress_is_silent_off_terminal(tmp_path):
+    result = run_cli("migrate", CHECKPOINTS / "bert-seq-cls", "--out", tmp_path / "out")
+    assert result.returncode == 0
+    assert result.stderr == ""
+
+
+def test_migrate_help_explains_the_options():
+    result = run_cli("migrate", "--help")
+    for option in ("--out", "--head-name", "--num-choices", "--force", "--dry-run", "--verify"):
+        assert option in result.stdout
