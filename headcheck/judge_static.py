@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -134,6 +135,8 @@ def judge_static(inp: StaticInput) -> Judgement:
             file=inp.tensors[tied_bias].file, key=tied_bias, hint="use headcheck migrate rather than AutoAdapterModel.from_pretrained",
         ))
 
+    findings.extend(_adapters_divergences(inp, layout))
+
     head = Head(
         type=head_type, architecture=inp.class_name, problem_type=problem_type,
         num_labels=num_labels, name=inp.head_name, evidence=tuple(evidence),
@@ -206,3 +209,40 @@ def _plan(inp: StaticInput, layout, head: Head, layers, tied_bias: str | None) -
         renames=tuple(renames),
         config_file=inp.label_file,
     )
+
+
+def _adapters_divergences(inp: StaticInput, layout) -> list[Finding]:
+    """Where adapters' own conversion of this checkpoint fails or changes outputs (migrate corrects each)."""
+    if not inp.base_in_weights or not inp.tensors:
+        return []
+    fam = layouts.family(inp.model_type) or {}
+    found = []
+    foreign_prefixes = sorted({n.split(".", 1)[0] for n in inp.tensors} & set(fam.get("base_renames", {})))
+    # transformers loads a bare base checkpoint into the AdapterModel; only head keys next to it break the load
+    if foreign_prefixes and head_keys(inp.tensors, inp.model_type):
+        found.append(finding(
+            "HC123", f"base weights under {', '.join(foreign_prefixes)}.* where {fam['adapter_model']} expects "
+                     f"{fam['base_renames'][foreign_prefixes[0]].split('.')[0]}.*: AutoAdapterModel.from_pretrained "
+                     "fails ('state dictionary ... corrupted')",
+            file=inp.weights_file, key=foreign_prefixes[0], hint="headcheck migrate renames the prefix"))
+    if layout.get("when_embeddings_tied") and inp.label_config.get("tie_word_embeddings", True):
+        found.append(finding(
+            "HC123", f"{fam['adapter_model']} scales the decoder output by d_model**-0.5 with tied embeddings, "
+                     f"{inp.class_name} does not: adapters' own conversion changes the logits",
+            file=inp.label_file, key="tie_word_embeddings", hint="headcheck migrate unties the embeddings"))
+    spec = fam.get("language_adapters")
+    if spec:
+        pattern = re.compile(spec["pattern"])
+        languages = sorted({m["language"] for n in inp.tensors if (m := pattern.match(n))})
+        if languages:
+            cfg = inp.label_config
+            if cfg.get("adapter_layer_norm") or not cfg.get("adapter_reuse_layer_norm", True):
+                found.append(finding("HC124", "X-MOD adapters with their own layer norm cannot become bottleneck adapters",
+                                     file=inp.label_file, key="adapter_layer_norm", hint="keep the XmodFor... class"))
+            else:
+                default = cfg.get("default_language") or languages[0]
+                found.append(finding(
+                    "HC122", f"{len(languages)} X-MOD language adapters ({', '.join(languages)}) become adapters "
+                             f"adapters; activate one after loading", file=inp.weights_file,
+                    hint=f"model.set_active_adapters({default!r})"))
+    return found

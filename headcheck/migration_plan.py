@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -96,6 +97,22 @@ def _output_name(source_file: str, sharded: bool) -> str:
     return re.sub(r"\.(bin|safetensors)$", "", stem) + ".safetensors"
 
 
+def _language_adapters_block(spec: Mapping[str, Any], config: Mapping[str, Any], languages: list[str]) -> dict:
+    """X-MOD's built-in language adapters as adapters bottleneck adapters, one per language, same weights."""
+    values = {
+        "adapter_reduction_factor": config.get("adapter_reduction_factor", 2),
+        "hidden_act": config.get("hidden_act", "gelu"),
+        # X-MOD adds the adapter to the layer-normed states, or (ln_before_adapter false) to the pre-norm sum
+        "residual_before_ln": False if config.get("ln_before_adapter", True) else "post_add",
+    }
+    adapter_config = {k: values[v[1:]] if isinstance(v, str) and v.startswith("$") else v
+                      for k, v in spec["config"].items()}
+    block = json.loads(json.dumps(FLEX_ADAPTERS_BLOCK))
+    block["adapters"] = {language: spec["config_name"] for language in languages}
+    block["config_map"] = {spec["config_name"]: adapter_config}
+    return block
+
+
 def plan_full_model(report: Report, facts: Facts, head_name: str) -> Migration:
     config = dict(facts.doc("model") or {})
     fam = layouts.family(report.model_type) or {}
@@ -107,6 +124,9 @@ def plan_full_model(report: Report, facts: Facts, head_name: str) -> Migration:
     final_bias_from_buffer = None
     base_prefixes = set(fam.get("static_base_prefixes", ()))
     renames = fam.get("base_renames", {})
+    lang_spec = fam.get("language_adapters")
+    language_pattern = re.compile(lang_spec["pattern"]) if lang_spec else None
+    languages: set[str] = set()
     sharded = any(name.endswith(".index.json") for name in facts.weight_files["model"])
     moves_by_file: dict[str, list[TensorMove]] = {}
     dropped: list[tuple[str, str]] = []
@@ -119,6 +139,9 @@ def plan_full_model(report: Report, facts: Facts, head_name: str) -> Migration:
             target, shape = name, info.shape
         elif name.split(".", 1)[0] in base_prefixes:
             target, shape = _rename_base(name, renames), info.shape
+            if language_pattern and (match := language_pattern.match(target)):
+                target = lang_spec["target"].format(**{**match.groupdict(), "module": lang_spec["modules"][match["module"]]})
+                languages.add(match["language"])
         elif name in fam.get("ignored_buffers", ()) and report.head.type == "seq2seq_lm":
             # BART-style final_logits_bias [1, vocab] is exactly the flex LM head's output bias [vocab].
             final_bias_from_buffer = name
@@ -157,6 +180,8 @@ def plan_full_model(report: Report, facts: Facts, head_name: str) -> Migration:
         new_config["id2label"] = {str(i): label for label, i in head_config["label2id"].items()}
         new_config["label2id"] = head_config["label2id"]
     new_config["adapters"] = config.get("adapters") or FLEX_ADAPTERS_BLOCK
+    if languages:
+        new_config["adapters"] = _language_adapters_block(lang_spec, config, sorted(languages))
     legacy_heads = config.get("prediction_heads")
     new_config["prediction_heads"] = legacy_heads if legacy_heads else {head_name: head_config}
     replaced = (*facts.weight_files["model"], facts.doc_file("model"))

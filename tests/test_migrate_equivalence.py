@@ -25,11 +25,14 @@ def run(model, inputs):
     return [getattr(out, f) for f in OUTPUT_FIELDS if getattr(out, f, None) is not None], out.loss
 
 
-def assert_equivalent(src, dst, atol=ATOL, num_choices=None):
+def assert_equivalent(src, dst, atol=ATOL, num_choices=None, language=None):
     arch = json.loads((src / "config.json").read_text())["architectures"][0]
     static = getattr(transformers, arch).from_pretrained(src).eval()
     flex, info = adapters.AutoAdapterModel.from_pretrained(dst, output_loading_info=True)
     flex.eval()
+    if language is not None:  # X-MOD: the built-in language adapter became an adapters adapter of that name
+        static.set_default_language(language)
+        flex.set_active_adapters(language)
     assert info["missing_keys"] == [] and info["unexpected_keys"] == [], info
     head_config = next(iter(flex.config.prediction_heads.values()))
     inputs = fixed_inputs(static.config, head_config, num_choices or head_config.get("num_choices"))
@@ -44,12 +47,11 @@ def assert_equivalent(src, dst, atol=ATOL, num_choices=None):
 
 @pytest.mark.parametrize("class_name", zoo.STATIC_CLASSES)
 def test_every_static_class_migrates_equivalently(class_name, tmp_path):
-    if class_name.startswith("Xmod"):
-        pytest.xfail("X-MOD language adapters are not carried over yet (issue 3)")
     src = zoo.build_static(class_name, tmp_path / "src")
     result = migrate(src, tmp_path / "out")
     assert result.rescan.verdict.value == "already-flex"
-    head_config = assert_equivalent(src, tmp_path / "out", num_choices=None)
+    language = json.loads((src / "config.json").read_text())["default_language"] if class_name.startswith("Xmod") else None
+    head_config = assert_equivalent(src, tmp_path / "out", language=language)
     if head_config["head_type"] == "multiple_choice":
         assert head_config["num_choices"] == 2  # nothing recorded it; --num-choices sets it
 
@@ -98,3 +100,36 @@ def test_num_choices_is_written(tmp_path):
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["prediction_heads"]["default"]["num_choices"] == 4
     assert_equivalent(src, tmp_path / "out", num_choices=4)
+
+
+@pytest.mark.parametrize("ln_before_adapter", [True, False])
+@pytest.mark.parametrize("language", ["en_XX", "de_DE"])
+def test_xmod_language_adapters_are_carried_over(tmp_path, ln_before_adapter, language):
+    src = zoo.build_static("XmodForSequenceClassification", tmp_path / "src", ln_before_adapter=ln_before_adapter)
+    migrate(src, tmp_path / "out")
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert set(config["adapters"]["adapters"]) == {"en_XX", "de_DE"}
+    assert_equivalent(src, tmp_path / "out", language=language)
+
+
+@pytest.mark.parametrize("class_name,overrides,fails", [
+    ("T5ForQuestionAnswering", {}, True),
+    ("MT5ForQuestionAnswering", {}, True),
+    ("MT5ForConditionalGeneration", {}, True),
+    ("LlamaForQuestionAnswering", {}, True),
+    ("T5ForConditionalGeneration", {}, False),  # control: lm_head tied, nothing but base weights
+])
+def test_hc123_matches_what_adapters_itself_does(tmp_path, class_name, overrides, fails):
+    """HC123 says adapters' own conversion fails or changes logits: check it against adapters itself."""
+    src = zoo.build_static(class_name, tmp_path / "src", **overrides)
+    assert ("HC123" in {f["rule"] for f in scan(src)["findings"]}) == fails
+    try:
+        flex = adapters.AutoAdapterModel.from_pretrained(src).eval()
+    except ValueError as exc:
+        assert fails and "corrupted" in str(exc)
+        return
+    static = getattr(transformers, class_name).from_pretrained(src).eval()
+    inputs = fixed_inputs(static.config, next(iter(flex.config.prediction_heads.values())))
+    (a, _), (b, _) = run(static, inputs), run(flex, inputs)
+    differs = any(not torch.allclose(x, y, atol=ATOL) for x, y in zip(a, b))
+    assert differs == fails
