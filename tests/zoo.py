@@ -218,6 +218,14 @@ def _save_model(model, out_dir: Path, *, safe_serialization=True, dtype=None, ma
     return out_dir
 
 
+def _nonzero_biases(model) -> None:
+    """Initialisation zeroes biases; a conversion that dropped one would then go unnoticed. Make them count."""
+    with torch.no_grad():
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            if name.endswith("bias") and tensor.is_floating_point():
+                tensor.normal_(0.0, 0.1)
+
+
 def build_any(
     class_name: str,
     out_dir: Path,
@@ -236,6 +244,7 @@ def build_any(
     config = tiny_config(class_name, **config_overrides)
     torch.manual_seed(SEED)
     model = cls(config).eval()
+    _nonzero_biases(model)
     return _save_model(
         model, out_dir, safe_serialization=safe_serialization, dtype=dtype, max_shard_size=max_shard_size
     )
