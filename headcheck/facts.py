@@ -12,10 +12,8 @@ from typing import Any, Mapping
 
 from . import sniff
 from .errors import InputError, NothingScannedError, UnsafePickleError
-from .lfs import is_lfs_pointer
 from .model import Finding, Severity
-from .pickle_index import read_pickle_index
-from .safetensors_header import read_safetensors_index
+from .sources import LocalFolder, Source, check_not_pointer, read_card_file, read_json_file, read_weights_file
 from .tensor_info import TensorInfo
 
 # Weight files by standard name -> weight role. safetensors first: transformers prefers it when both exist.
@@ -82,61 +80,29 @@ def check_fields(role: str, data: Any, rel: str) -> None:
         raise InputError(f"{rel}: {error.json_path}: {error.message}")
 
 
-def _check_not_pointer(path: Path, rel: str) -> None:
-    if is_lfs_pointer(path):
-        raise InputError(f"{rel}: LFS pointer, not the real file: run `git lfs pull`")
-
-
-def _read_json(path: Path, rel: str) -> Any:
-    _check_not_pointer(path, rel)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise InputError(f"{rel}: not a text file, expected JSON") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{rel}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-
-
-def _read_weights(path: Path, rel: str) -> dict[str, TensorInfo]:
-    _check_not_pointer(path, rel)
-    if rel.endswith(".safetensors"):
-        return read_safetensors_index(path, rel)[0]
-    return read_pickle_index(path, rel)
-
-
-def _read_shards(root: Path, index_rel: str) -> tuple[dict[str, TensorInfo], tuple[str, ...]]:
-    index = _read_json(root / index_rel, index_rel)
+def _read_shards(source: Source, index_rel: str) -> tuple[dict[str, TensorInfo], tuple[str, ...]]:
+    index = source.read_json(index_rel)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise InputError(f"{index_rel}: not a shard index (no weight_map of tensor name -> file)")
     tensors: dict[str, TensorInfo] = {}
     shards = tuple(sorted(set(weight_map.values())))
+    present = set(source.files())
     for shard in shards:
         posix = PurePosixPath(shard)
         if posix.is_absolute() or ".." in posix.parts:
             raise InputError(f"{index_rel}: shard {shard!r} lies outside the checkpoint folder")
-        if not (root / shard).is_file():
+        if shard not in present:
             raise InputError(f"{index_rel}: shard {shard!r} is missing")
-        tensors.update(_read_weights(root / shard, shard))
+        tensors.update(source.read_weights(shard))
     missing = sorted(set(weight_map) - set(tensors))
     if missing:
         raise InputError(f"{index_rel}: {len(missing)} tensors listed but absent from their shards, e.g. {missing[0]!r}")
     return tensors, (index_rel, *shards)
 
 
-def _read_card(path: Path) -> dict[str, Any] | None:
-    # huggingface_hub's own front-matter reader; imported lazily since most folders have no card worth it.
-    from huggingface_hub.repocard import metadata_load
-
-    try:
-        return metadata_load(path) or None
-    except Exception:  # a broken card is context only, never a reason to fail a scan
-        return None
-
-
 class _Collector:
-    def __init__(self, root: Path):
-        self.root = root
+    def __init__(self):
         self.docs: dict[str, ConfigDoc] = {}
         self.weights: dict[str, dict[str, TensorInfo]] = {}
         self.weight_files: dict[str, list[str]] = {}
@@ -170,21 +136,38 @@ class _Collector:
 
 
 def build_facts(path: Path) -> Facts:
-    """Read a checkpoint folder, or a single config/weights file, into Facts (headers only)."""
+    """Read a local checkpoint folder, or a single config/weights file, into Facts (headers only)."""
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
-    collector = _Collector(path if path.is_dir() else path.parent)
     if path.is_dir():
-        files = tuple(sorted(p.name for p in path.iterdir() if p.is_file()))
-        _collect_folder(collector, path, files)
-    else:
-        files = (path.name,)
-        _collect_file(collector, path)
+        return build_facts_from(LocalFolder(path))
+    collector = _Collector()
+    _collect_file(collector, path)
+    return _facts(str(path), (path.name,), collector, None)
+
+
+def build_facts_from(source: Source) -> Facts:
+    """Read a checkpoint folder from any source (local folder, Hub repository, git tree) into Facts."""
+    files = source.files()
+    collector = _Collector()
+    for name in CONFIG_FILES:
+        if name in files:
+            collector.add_doc(name, source.read_json(name), name)
+    for name, role in SHARD_INDEXES.items():
+        if name in files:
+            collector.add_weights(role, name, lambda name=name: _read_shards(source, name))
+    for name, role in WEIGHT_FILES.items():
+        if name in files:
+            collector.add_weights(role, name, lambda name=name: (source.read_weights(name), (name,)))
+    card = source.read_card(CARD_FILE) if CARD_FILE in files else None
+    return _facts(source.label, files, collector, card)
+
+
+def _facts(root: str, files: tuple[str, ...], collector: _Collector, card) -> Facts:
     if not collector.docs and not collector.weights and not collector.findings:
-        raise NothingScannedError(f"{path}: no checkpoint files found (config.json, adapter_config.json, head_config.json, weights)")
-    card = _read_card(path / CARD_FILE) if path.is_dir() and CARD_FILE in files else None
+        raise NothingScannedError(f"{root}: no checkpoint files found (config.json, adapter_config.json, head_config.json, weights)")
     return Facts(
-        root=str(path),
+        root=root,
         files=files,
         docs=MappingProxyType(collector.docs),
         weights=MappingProxyType({k: MappingProxyType(v) for k, v in collector.weights.items()}),
@@ -194,35 +177,23 @@ def build_facts(path: Path) -> Facts:
     )
 
 
-def _collect_folder(collector: _Collector, root: Path, files: tuple[str, ...]) -> None:
-    for name in CONFIG_FILES:
-        if name in files:
-            collector.add_doc(name, _read_json(root / name, name), name)
-    for name, role in SHARD_INDEXES.items():
-        if name in files:
-            collector.add_weights(role, name, lambda name=name: _read_shards(root, name))
-    for name, role in WEIGHT_FILES.items():
-        if name in files:
-            collector.add_weights(role, name, lambda name=name: (_read_weights(root / name, name), (name,)))
-
-
 def _collect_file(collector: _Collector, path: Path) -> None:
     name = path.name
     if name.endswith((".safetensors", ".bin")):
         role = sniff.weight_role(name)
-        collector.add_weights(role, name, lambda: (_read_weights(path, name), (name,)))
+        collector.add_weights(role, name, lambda: (read_weights_file(path, name), (name,)))
     elif name.endswith(".json"):
-        data = _read_json(path, name)
+        data = read_json_file(path, name)
         if sniff.is_shard_index(data):
             collector.add_weights("model", name, lambda: (sniff.names_only_index(data, name), ()))
         else:
             collector.add_doc(name, data, name if name in CONFIG_FILES else None)
     elif name == CARD_FILE or name.endswith(".md"):
-        card = _read_card(path)
+        card = read_card_file(path)
         raise NothingScannedError(
             f"{name}: a model card only, no checkpoint files"
             + (f" (card declares library {card.get('library_name')!r})" if card and card.get("library_name") else "")
         )
     else:
-        _check_not_pointer(path, name)
+        check_not_pointer(path, name)
         raise NothingScannedError(f"{name}: not a checkpoint file (expected config JSON, .safetensors or .bin)")

@@ -8,7 +8,7 @@ import pathlib
 import pickle
 import pickletools
 import zipfile
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from headcheck.errors import InputError, UnsafePickleError
 from headcheck.safetensors_header import DTYPE_SIZES as _ITEMSIZE
@@ -181,35 +181,34 @@ def _load(f: io.BufferedIOBase, rel_name: str) -> object:
     return unpickler.load()
 
 
-def _read_object(path: pathlib.Path, rel_name: str) -> tuple[object, str | None]:
+def _read_object(f: BinaryIO, rel_name: str) -> tuple[object, str | None]:
     """The pickled object and the zip prefix of its storages (None for the legacy format)."""
-    with path.open("rb") as f:
-        head = f.read(64)
-        if not head:
-            raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (empty file)")
-        f.seek(0)
-        if head.startswith(b"PK\x03\x04"):  # torch's own test for the zip format
-            with zipfile.ZipFile(f) as zf:
-                members = [n for n in zf.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
-                if not members:
-                    raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (zip has no <prefix>/data.pkl)")
-                if zf.getinfo(members[0]).file_size > _MAX_DATA_PKL:
-                    raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (data.pkl is implausibly large)")
-                data = zf.read(members[0])  # never the data/<n> storage members
-            return _load(io.BytesIO(data), rel_name), members[0][: -len("data.pkl")]
-        # Legacy: magic number, protocol version, sys info, the object; storages follow and are not read.
-        # Check the magic from the 64-byte head first so arbitrary bytes never drive a large read.
-        head_f = io.BytesIO(head)
-        try:
-            magic = _load(head_f, rel_name)
-        except (ValueError, EOFError, pickle.UnpicklingError):
-            magic = None
-        if type(magic) is not int or magic != _LEGACY_MAGIC:
-            raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (neither zip nor legacy torch format)")
-        f.seek(head_f.tell())
-        for _ in range(3):
-            obj = _load(f, rel_name)
-        return obj, None
+    head = f.read(64)
+    if not head:
+        raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (empty file)")
+    f.seek(0)
+    if head.startswith(b"PK\x03\x04"):  # torch's own test for the zip format
+        with zipfile.ZipFile(f) as zf:
+            members = [n for n in zf.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
+            if not members:
+                raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (zip has no <prefix>/data.pkl)")
+            if zf.getinfo(members[0]).file_size > _MAX_DATA_PKL:
+                raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (data.pkl is implausibly large)")
+            data = zf.read(members[0])  # never the data/<n> storage members
+        return _load(io.BytesIO(data), rel_name), members[0][: -len("data.pkl")]
+    # Legacy: magic number, protocol version, sys info, the object; storages follow and are not read.
+    # Check the magic from the 64-byte head first so arbitrary bytes never drive a large read.
+    head_f = io.BytesIO(head)
+    try:
+        magic = _load(head_f, rel_name)
+    except (ValueError, EOFError, pickle.UnpicklingError):
+        magic = None
+    if type(magic) is not int or magic != _LEGACY_MAGIC:
+        raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (neither zip nor legacy torch format)")
+    f.seek(head_f.tell())
+    for _ in range(3):
+        obj = _load(f, rel_name)
+    return obj, None
 
 
 def _is_contiguous(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
@@ -234,10 +233,17 @@ def _tensor_info(name: str, t: _Tensor, rel_name: str, prefix: str | None) -> Te
     return TensorInfo(name=name, dtype=t.dtype, shape=t.shape, file=rel_name, span=span, storage=storage)
 
 
-def read_pickle_index(path: pathlib.Path, rel_name: str) -> dict[str, TensorInfo]:
-    """Name -> TensorInfo for every top-level tensor of a torch.save state dict, without loading any storage."""
+def read_pickle_index(source: pathlib.Path | BinaryIO, rel_name: str) -> dict[str, TensorInfo]:
+    """Name -> TensorInfo for every top-level tensor of a torch.save state dict, without loading any storage.
+
+    `source` is a path or a seekable binary stream (e.g. ranged reads of a remote file).
+    """
     try:
-        obj, prefix = _read_object(path, rel_name)
+        if isinstance(source, pathlib.Path):
+            with source.open("rb") as f:
+                obj, prefix = _read_object(f, rel_name)
+        else:
+            obj, prefix = _read_object(source, rel_name)
     except InputError:
         raise
     except OSError as e:
