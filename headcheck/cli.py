@@ -46,7 +46,9 @@ def cli() -> None:
               help="Lowest finding severity that makes the exit code 1.")
 @click.option("--head-type", type=click.Choice(HEAD_TYPES),
               help="Decide the head type when the weights fit several (verdict 'ambiguous').")
-def scan(target: Path, fmt: str, fail_on: str, head_type: str | None) -> None:
+@click.option("--summary", type=click.Path(path_type=Path, dir_okay=False, writable=True),
+              help="Also append a Markdown summary to this file (e.g. \"$GITHUB_STEP_SUMMARY\").")
+def scan(target: Path, fmt: str, fail_on: str, head_type: str | None, summary: Path | None) -> None:
     """Classify the head of TARGET (a checkpoint folder or a single config/weights file) and judge it.
 
     \b
@@ -63,6 +65,11 @@ def scan(target: Path, fmt: str, fail_on: str, head_type: str | None) -> None:
         click.echo(f"headcheck: nothing scanned: {exc}", err=True)
         sys.exit(ExitCode.NOTHING_SCANNED)
     click.echo(RENDERERS[fmt](report, color=fmt == "text" and _use_color(sys.stdout)))
+    if summary is not None:  # appended, as GitHub's $GITHUB_STEP_SUMMARY expects
+        from .render.summary import render_summary
+
+        with summary.open("a", encoding="utf-8") as out:
+            out.write(render_summary([report]) + "\n")
     threshold = FAIL_ON[fail_on]
     worst = report.worst()
     failed = threshold is not None and worst is not None and worst >= threshold

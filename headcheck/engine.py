@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import layouts
-from .errors import NothingScannedError
-from .facts import Facts, build_facts
+from .errors import InputError, NothingScannedError
+from .facts import Facts, build_facts, build_facts_from
 from .judge_adapter import judge_adapter
 from .judge_model import judge_model, model_type_of
 from .judge_peft import judge_peft
 from .judgement import Judgement, final_verdict, finding
 from .model import Kind, Layout, Report
+from .sources import looks_like_repo_id
 
 ROLE_DESCRIPTIONS = {
     "mlx": "an MLX-LM LoRA adapter config (not adapters, not PEFT)",
@@ -27,9 +28,29 @@ def scan_path(path: Path, head_type: str | None = None) -> Report:
     return scan_facts(build_facts(path), head_type)
 
 
-def scan_facts(facts: Facts, head_type: str | None = None) -> Report:
+def scan_target(target: str, head_type: str | None = None, revision: str | None = None,
+                token: str | None = None) -> Report:
+    """Scan a local path, or a Hub repository `org/name[@revision]` (headers only, through the HF cache)."""
+    path = Path(target)
+    if path.exists() or not looks_like_repo_id(target):
+        if revision:
+            raise InputError(f"{target}: --revision applies to Hub repositories, not local paths")
+        return scan_path(path, head_type)
+    from .hub import HubRepo  # huggingface_hub's network stack is only needed for Hub scans
+
+    repo = HubRepo(target, revision=revision, token=token)
+    facts = build_facts_from(repo)
+    adapter_doc = facts.doc("adapter") or {}
+    base = adapter_doc.get("model_name")
+    base_config = repo.base_model_config(base) if isinstance(base, str) else None
+    return scan_facts(facts, head_type, base_config=base_config, base_name=base)
+
+
+def scan_facts(facts: Facts, head_type: str | None = None, base_config: dict | None = None,
+               base_name: str | None = None) -> Report:
     kind, layout, judgement = _judge(facts, head_type)
     extra = list(facts.read_findings)
+    extra.extend(_base_model_findings(facts, base_config, base_name))
     for role, doc in facts.docs.items():
         if role in FOREIGN_ROLES:
             extra.append(finding("HC119", f"{doc.file} is {ROLE_DESCRIPTIONS[role]}; ignored", file=doc.file))
@@ -78,6 +99,16 @@ def _model_layout(facts: Facts, judgement: Judgement) -> Layout:
     if arch and (layouts.static_layout(arch) or layouts.head_type_of_class(arch)) and arch in (config.get("architectures") or []):
         return Layout.STATIC
     return Layout.CUSTOM
+
+
+def _base_model_findings(facts: Facts, base_config: dict | None, base_name: str | None):
+    """Adapter repositories load onto AutoAdapterModel.from_pretrained(base): the families must agree."""
+    adapter_type = (facts.doc("adapter") or {}).get("model_type")
+    base_type = (base_config or {}).get("model_type")
+    if base_type and adapter_type and base_type != adapter_type:
+        yield finding("HC126", f"the adapter is for model_type {adapter_type!r} but its base {base_name} is "
+                               f"{base_type!r}", file=facts.doc_file("adapter"), key="model_name",
+                      hint="set model_name to the model the adapter was trained on")
 
 
 def _card_findings(facts: Facts):

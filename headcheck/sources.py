@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -11,6 +12,14 @@ from .lfs import is_lfs_pointer
 from .pickle_index import read_pickle_index
 from .safetensors_header import read_safetensors_index
 from .tensor_info import TensorInfo
+
+
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
+
+
+def looks_like_repo_id(target: str) -> bool:
+    """`org/name` or `org/name@revision`, as the Hub spells repository ids."""
+    return bool(REPO_ID.match(target))
 
 
 class Source(Protocol):
