@@ -13,7 +13,7 @@ from . import __version__, ruledata
 from .errors import InputError, NothingScannedError
 from .exitcodes import ExitCode
 from .model import Severity
-from .render import RENDERERS
+from .render import RENDERERS, render
 
 HEAD_TYPES = ["classification", "multilabel_classification", "tagging", "question_answering", "multiple_choice",
               "masked_lm", "causal_lm", "seq2seq_lm", "image_classification"]
@@ -39,41 +39,100 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("targets", nargs=-1)
+@click.option("--from-file", type=click.File("r", encoding="utf-8"),
+              help="Read more targets from this file, one per line ('#' starts a comment; '-' is stdin).")
+@click.option("--revision", help="Hub revision (branch, tag or commit) for repo ids; same as org/name@REVISION.")
+@click.option("--token", help="Hub token for private or gated repositories (default: $HF_TOKEN).")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Targets scanned concurrently (useful for many Hub repositories).")
 @click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True,
-              help="Report format.")
+              help="Report format: text, json (JSON Lines for several targets), sarif (SARIF 2.1.0) "
+                   "or github (workflow-command annotations).")
 @click.option("--fail-on", type=click.Choice(list(FAIL_ON)), default="error", show_default=True,
               help="Lowest finding severity that makes the exit code 1.")
 @click.option("--head-type", type=click.Choice(HEAD_TYPES),
               help="Decide the head type when the weights fit several (verdict 'ambiguous').")
 @click.option("--summary", type=click.Path(path_type=Path, dir_okay=False, writable=True),
               help="Also append a Markdown summary to this file (e.g. \"$GITHUB_STEP_SUMMARY\").")
-def scan(target: Path, fmt: str, fail_on: str, head_type: str | None, summary: Path | None) -> None:
-    """Classify the head of TARGET (a checkpoint folder or a single config/weights file) and judge it.
+def scan(targets, from_file, revision, token, jobs, fmt, fail_on, head_type, summary) -> None:
+    """Classify the head of each TARGET and judge whether it can become an adapters flex head.
 
     \b
+    TARGET is a checkpoint folder, a single config/weights file, or a Hugging Face Hub
+    repository id (org/name or org/name@revision). Hub scans read only the JSON files and
+    the weight headers (Range requests), honour HF_TOKEN, HF_ENDPOINT, HF_HUB_CACHE and
+    HF_HUB_OFFLINE=1 (answer from the local cache), and are cached for offline use.
     Verdicts: convertible, already-flex, no-head, ambiguous, not-convertible.
     """
-    from .engine import scan_path
+    from .bulk import scan_many, scan_one
 
-    try:
-        report = scan_path(target, head_type=head_type)
-    except InputError as exc:
-        click.echo(f"headcheck: error: {exc}", err=True)
-        sys.exit(ExitCode.INPUT_ERROR)
-    except NothingScannedError as exc:
-        click.echo(f"headcheck: nothing scanned: {exc}", err=True)
-        sys.exit(ExitCode.NOTHING_SCANNED)
-    click.echo(RENDERERS[fmt](report, color=fmt == "text" and _use_color(sys.stdout)))
-    if summary is not None:  # appended, as GitHub's $GITHUB_STEP_SUMMARY expects
-        from .render.summary import render_summary
-
-        with summary.open("a", encoding="utf-8") as out:
-            out.write(render_summary([report]) + "\n")
+    listed = [line.split("#", 1)[0].strip() for line in from_file] if from_file else []
+    all_targets = [*targets, *filter(None, listed)]
+    if not all_targets:
+        raise click.UsageError("give at least one TARGET (folder, file or org/name) or --from-file")
+    options = dict(head_type=head_type, revision=revision, token=token)
     threshold = FAIL_ON[fail_on]
-    worst = report.worst()
-    failed = threshold is not None and worst is not None and worst >= threshold
-    sys.exit(ExitCode.FINDINGS if failed else ExitCode.OK)
+    if len(all_targets) == 1 and from_file is None:
+        outcome = scan_one(all_targets[0], **options)
+        if outcome.error:
+            label = "error" if outcome.exit_code == ExitCode.INPUT_ERROR else "nothing scanned"
+            click.echo(f"headcheck: {label}: {outcome.error}", err=True)
+            sys.exit(outcome.exit_code)
+        click.echo(RENDERERS[fmt](outcome.report, color=fmt == "text" and _use_color(sys.stdout)))
+        _append_summary(summary, [outcome.report])
+        sys.exit(_exit_code(outcome, threshold))
+    reports, worst, counts = [], ExitCode.OK, {}
+    with _progress_bar(total=len(all_targets), unit="repo", desc="scanning") as advance:
+        for outcome in scan_many(all_targets, jobs=jobs, **options):
+            advance(1)
+            worst = max(worst, _exit_code(outcome, threshold))
+            verdict = outcome.report.verdict.value if outcome.report else "error"
+            counts[verdict] = counts.get(verdict, 0) + 1
+            if outcome.report:
+                reports.append(outcome.report)
+            if fmt in ("json", "text"):
+                click.echo(_one_line_outcome(outcome) if fmt == "json" else _text_outcome(outcome))
+    if fmt not in ("json", "text"):
+        click.echo(render(fmt, reports))
+    _append_summary(summary, reports)
+    click.echo(f"headcheck: {len(all_targets)} scanned: "
+               + ", ".join(f"{verdict} {n}" for verdict, n in sorted(counts.items())), err=True)
+    sys.exit(worst)
+
+
+def _exit_code(outcome, threshold) -> ExitCode:
+    if outcome.error:
+        return outcome.exit_code
+    worst = outcome.report.worst()
+    return ExitCode.FINDINGS if threshold is not None and worst is not None and worst >= threshold else ExitCode.OK
+
+
+def _one_line_outcome(outcome) -> str:
+    """JSON Lines: a report, or for a target that could not be scanned an error record."""
+    import json
+
+    from .render.json_report import SCHEMA_VERSION, report_dict
+
+    if outcome.report:
+        return json.dumps(report_dict(outcome.report), ensure_ascii=False)
+    return json.dumps({"schema_version": SCHEMA_VERSION, "source": outcome.target, "error": outcome.error,
+                       "exit_code": int(outcome.exit_code)}, ensure_ascii=False)
+
+
+def _text_outcome(outcome) -> str:
+    if outcome.report:
+        return RENDERERS["text"](outcome.report, color=_use_color(sys.stdout))
+    return f"{outcome.target}: error: {outcome.error}"
+
+
+def _append_summary(summary: Path | None, reports) -> None:
+    if summary is None:
+        return
+    from .render.summary import render_summary
+
+    with summary.open("a", encoding="utf-8") as out:  # appended, as GitHub's $GITHUB_STEP_SUMMARY expects
+        out.write(render_summary(reports) + "\n")
 
 
 @cli.command()
@@ -136,15 +195,18 @@ def _verify(source: Path, out: Path) -> None:
 
 
 class _progress_bar:
-    """A byte-count bar on stderr, only on a terminal (tqdm comes with huggingface_hub)."""
+    """A progress bar on stderr, only on a terminal (tqdm comes with huggingface_hub); yields its update."""
+
+    def __init__(self, **tqdm_options):
+        self.options = {"unit": "B", "unit_scale": True, "desc": "writing", **tqdm_options}
 
     def __enter__(self):
         if not sys.stderr.isatty():
             self.bar = None
-            return None
+            return lambda n: None
         from tqdm import tqdm
 
-        self.bar = tqdm(unit="B", unit_scale=True, desc="writing", file=sys.stderr, leave=False)
+        self.bar = tqdm(file=sys.stderr, leave=False, **self.options)
         return self.bar.update
 
     def __exit__(self, *exc):
@@ -180,3 +242,5 @@ def main() -> None:
     except ruledata.RuleDataError as exc:
         click.echo(f"headcheck: broken rule data: {exc}", err=True)
         sys.exit(ExitCode.INPUT_ERROR)
+
+from . import cli_hook  # noqa: E402,F401  (registers `headcheck hook` on cli; imports cli itself)
