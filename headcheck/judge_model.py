@@ -55,7 +55,7 @@ def judge_model(facts: Facts, head_type_override: str | None) -> Judgement:
             "HC107", f"{arch} has no flex-head equivalent; AutoAdapterModel would load it without its head",
             file=config_file, key="architectures", hint="keep the static class",
         ),), Verdict.NOT_CONVERTIBLE)
-    return _judge_by_keys(facts, config, config_file, tensors, weights_file, model_type, arch, head_type_override)
+    return _judge_by_keys(config, config_file, tensors, weights_file, model_type, arch, head_type_override)
 
 
 def _unsupported(model_type: str | None, arch: str, head_type: str, config_file: str) -> Judgement:
@@ -88,7 +88,7 @@ def _judge_flex_model(config, config_file, tensors, weights_file, arch, fam) -> 
                      class_rename_plan(fam["adapter_model"], name, cfg, config_file))
 
 
-def _judge_by_keys(facts, config, config_file, tensors, weights_file, model_type, arch, head_type_override) -> Judgement:
+def _judge_by_keys(config, config_file, tensors, weights_file, model_type, arch, head_type_override) -> Judgement:
     unknown = f"architectures[0] = {arch} is not a known class" if arch else "config.json names no architecture"
     if not tensors:
         return Judgement(Head("unknown", arch, evidence=(unknown,)), (finding(
@@ -97,7 +97,8 @@ def _judge_by_keys(facts, config, config_file, tensors, weights_file, model_type
         ),), Verdict.NOT_CONVERTIBLE)
     candidates, evidence = candidate_head_types({k: tensors[k] for k in head_keys(tensors, model_type)}, config)
     evidence = [unknown, *evidence]
-    if layouts.family(model_type) is None:  # without a family there is no base prefix to tell head keys apart
+    fam = layouts.family(model_type)
+    if fam is None:  # without a family there is no base prefix to tell head keys apart
         guess = candidates[0] if len(candidates) == 1 else (layouts.head_type_of_class(arch) if arch else None)
         return _unsupported(model_type, arch or "unknown class", guess or "unknown", config_file)
     if head_type_override:
@@ -114,25 +115,29 @@ def _judge_by_keys(facts, config, config_file, tensors, weights_file, model_type
             "HC112", f"the head keys fit {' and '.join(candidates)} equally",
             file=weights_file, hint=f"pass --head-type {'|'.join(candidates)}",
         ),), Verdict.AMBIGUOUS)
-    head_type = candidates[0]
-    fam = layouts.family(model_type)
-    if fam is None:
-        return _unsupported(model_type, arch or "unknown class", head_type, config_file)
+    return _as_static_class(candidates[0], config, config_file, tensors, weights_file, model_type, arch, fam,
+                            unknown, evidence)
+
+
+def _as_static_class(head_type, config, config_file, tensors, weights_file, model_type, arch, fam, unknown,
+                     evidence) -> Judgement:
+    """Judge key-classified weights as the family's static class of that head type whose layout fits them."""
     if head_type == "multilabel_classification":  # same layout as classification, the loss comes from problem_type
         config = {**config, "problem_type": "multi_label_classification"}
     layout_type = "classification" if head_type == "multilabel_classification" else head_type
-    inferred = matched_class = None
-    for class_name in layouts.static_classes_for(model_type, layout_type):
-        trial = judge_static(StaticInput(class_name, model_type, config, config_file, tensors, weights_file,
-                                         fam["adapter_model"], evidence=tuple(evidence)))
-        if not any(f.rule in ("HC101", "HC116") for f in trial.findings):
-            inferred, matched_class = trial, class_name
-            break
-    if inferred is None:
+    trials = [
+        (class_name, judge_static(StaticInput(class_name, model_type, config, config_file, tensors, weights_file,
+                                              fam["adapter_model"], evidence=tuple(evidence))))
+        for class_name in layouts.static_classes_for(model_type, layout_type)
+    ]
+    if not trials:
         return Judgement(Head(head_type, arch, evidence=tuple(evidence)), (finding(
-            "HC101", f"no {head_type} layout of {model_type} covers these head weights",
-            file=weights_file, hint="keep the model's own class",
+            "HC107", f"adapters has no {head_type} head for {model_type}",
+            file=config_file, hint="keep the model's own class",
         ),), Verdict.NOT_CONVERTIBLE)
-    inferred_note = finding("HC113", f"{unknown}; the weights match {matched_class}", file=config_file,
+    # The first layout that covers the weights; otherwise the first trial, whose findings say what is off.
+    class_name, judged = next(((c, j) for c, j in trials if not any(f.rule in ("HC101", "HC116") for f in j.findings)),
+                              trials[0])
+    inferred_note = finding("HC113", f"{unknown}; the weights were judged as {class_name}", file=config_file,
                             key="architectures", hint="headcheck migrate writes the flex layout")
-    return Judgement(inferred.head, (inferred_note, *inferred.findings), inferred.verdict, inferred.plan)
+    return Judgement(judged.head, (inferred_note, *judged.findings), judged.verdict, judged.plan)
