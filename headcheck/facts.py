@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from . import sniff
+from .config_fields import check_fields
 from .errors import InputError, NothingScannedError, UnsafePickleError
 from .model import Finding, Severity
 from .sources import LocalFolder, Source, check_not_pointer, read_card_file, read_json_file, read_weights_file
@@ -56,28 +54,6 @@ class Facts:
     def doc_file(self, role: str) -> str | None:
         found = self.docs.get(role)
         return found.file if found else None
-
-
-# Roles whose fields the judges read, checked so that a wrong type is one clear error instead of a crash.
-FIELD_SCHEMAS = {"model": "model", "head": "head", "adapter": "adapters_file", "peft": "peft"}
-
-
-@functools.cache
-def _field_validator(definition: str):
-    import jsonschema
-
-    schema = json.loads((resources.files("headcheck") / "schemas" / "config_fields.schema.json").read_text())
-    return jsonschema.Draft202012Validator({**schema, "$ref": f"#/$defs/{definition}"})
-
-
-def check_fields(role: str, data: Any, rel: str) -> None:
-    if role not in FIELD_SCHEMAS:
-        return
-    import jsonschema
-
-    error = jsonschema.exceptions.best_match(_field_validator(FIELD_SCHEMAS[role]).iter_errors(data))
-    if error is not None:
-        raise InputError(f"{rel}: {error.json_path}: {error.message}")
 
 
 def _read_shards(source: Source, index_rel: str) -> tuple[dict[str, TensorInfo], tuple[str, ...]]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import os
 from dataclasses import dataclass
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any
-
-import jsonschema
 
 from .model import Severity
 
@@ -45,20 +45,42 @@ def rules_root() -> Traversable:
     return Path(__file__).resolve().parent.parent / "rules"
 
 
+def _validation_stamp(raw: bytes) -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "headcheck" / "validated-rules" / hashlib.sha256(raw).hexdigest()
+
+
 def _load_validated(name: str) -> dict[str, Any]:
+    """Parse rules/<name>.json; validate it against its schema unless these exact bytes validated before.
+
+    The stamp spares every later run jsonschema's import (~250 ms): validation is keyed by content, so an
+    edited file is validated again on its next load.
+    """
     root = rules_root()
     label = f"rules/{name}.json"
     try:
-        data = json.loads((root / f"{name}.json").read_text(encoding="utf-8"))
-        schema = json.loads((root / "schema" / f"{name}.schema.json").read_text(encoding="utf-8"))
+        raw_data = (root / f"{name}.json").read_bytes()
+        raw_schema = (root / "schema" / f"{name}.schema.json").read_bytes()
     except FileNotFoundError as exc:
         raise RuleDataError(f"{label}: missing ({exc.filename})") from None
+    try:
+        data = json.loads(raw_data)
     except json.JSONDecodeError as exc:
         raise RuleDataError(f"{label}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    stamp = _validation_stamp(raw_data + b"\0" + raw_schema)
+    if stamp.exists():
+        return data
+    import jsonschema  # only when these bytes were never validated on this machine
+
+    validator = jsonschema.Draft202012Validator(json.loads(raw_schema), format_checker=jsonschema.FormatChecker())
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is not None:
         raise RuleDataError(f"{label}: {error.json_path}: {error.message}")
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+    except OSError:  # a read-only home only costs the next run a validation
+        pass
     return data
 
 
