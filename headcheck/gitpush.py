@@ -18,8 +18,8 @@ commit judged is the local branch pre-commit names (`PRE_COMMIT_LOCAL_BRANCH`), 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 from .errors import InputError
 from .gitrepo import is_zero_sha

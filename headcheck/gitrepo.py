@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from .errors import InputError
 
@@ -48,6 +49,8 @@ class Repo:
 
     def __init__(self, path: Path | str = "."):
         self.cwd = Path(path)
+        if not self.cwd.is_dir():
+            raise GitError(f"{self.cwd}: no such directory")
         top = self._run("rev-parse", "--show-toplevel", check=False)
         if top.returncode == 0 and top.stdout.strip():
             self.root = Path(os.fsdecode(top.stdout.strip()))
@@ -60,7 +63,7 @@ class Repo:
 
     def _run(self, *args: str, check: bool = True, stdin: bytes | None = None) -> subprocess.CompletedProcess:
         try:
-            done = subprocess.run(["git", *args], cwd=self.cwd, input=stdin, capture_output=True)
+            done = subprocess.run(["git", *args], cwd=self.cwd, input=stdin, capture_output=True, check=False)
         except FileNotFoundError:
             raise GitError("git is not installed (or not on PATH)") from None
         if check and done.returncode != 0:
@@ -109,7 +112,7 @@ class Repo:
         out = self._run("diff", "--name-only", "--no-renames", "-z", base, commit, "--").stdout
         return {os.fsdecode(p) for p in out.split(b"\0") if p}
 
-    def blobs(self) -> "BlobReader":
+    def blobs(self) -> BlobReader:
         return BlobReader(self)
 
 
@@ -120,7 +123,7 @@ class BlobReader:
         self.repo = repo
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "BlobReader":
+    def __enter__(self) -> BlobReader:
         self.proc = subprocess.Popen(["git", "cat-file", "--batch"], cwd=self.repo.root,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         return self
