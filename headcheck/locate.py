@@ -10,11 +10,13 @@ import json
 import os
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 from .model import Finding, Report
 
 MAX_BYTES = 16 * 1024 * 1024  # config files are small; do not read a large file only to find a line
 _INDEX = re.compile(r"\[\d+\]$")  # architectures[0] -> architectures
+HUB_URL = "https://huggingface.co"
 # When a finding names no file, point at the checkpoint's main config (annotations need a file).
 MAIN_FILES = ("config.json", "adapter_config.json", "head_config.json", "adapter_model.safetensors")
 
@@ -114,10 +116,22 @@ def display_path(path: str, base: Path | None = None) -> str:
 
 
 def checkpoint_dir(source: str) -> str:
-    """The folder findings' files are relative to: the source, or the folder of a scanned file."""
-    if "://" in source or Path(source).is_dir() or not Path(source).exists():
+    """The folder findings' files are relative to: the source, the folder of a scanned file, or for a
+    Hub repository (`org/name[@revision]` that is no local path) its file-browser URL."""
+    if "://" in source or Path(source).is_dir():
         return source
+    if not Path(source).exists():
+        return _hub_url(source) or source
     return str(Path(source).parent)
+
+
+def _hub_url(source: str) -> str | None:
+    from .sources import looks_like_repo_id
+
+    if not looks_like_repo_id(source):
+        return None
+    repo, _, revision = source.partition("@")
+    return f"{HUB_URL}/{repo}/blob/{quote(revision or 'main', safe='')}"
 
 
 def _join(folder: str, name: str) -> str:

