@@ -216,8 +216,14 @@ class _progress_bar:
 
 @cli.command()
 @click.argument("code", required=False)
-def rule(code: str | None) -> None:
+@click.option("--markdown", is_flag=True, help="Print every rule as Markdown (the source of docs/rules.md).")
+def rule(code: str | None, markdown: bool) -> None:
     """Explain rule CODE (e.g. HC101 or custom-head-weights); without CODE, list all rules."""
+    if markdown:
+        from .render.rules_doc import render_rules_markdown
+
+        click.echo(render_rules_markdown(), nl=False)
+        return
     if code is None:
         for r in ruledata.registry().values():
             click.echo(f"{r.code}  {r.name:<30} {str(r.severity):<8} {r.summary}")

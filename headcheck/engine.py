@@ -32,7 +32,8 @@ def scan_target(target: str, head_type: str | None = None, revision: str | None 
                 token: str | None = None) -> Report:
     """Scan a local path, or a Hub repository `org/name[@revision]` (headers only, through the HF cache)."""
     path = Path(target)
-    if path.exists() or not looks_like_repo_id(target):
+    # `models/missing` next to an existing `models/` folder is a mistyped path, not a Hub repository
+    if path.exists() or not looks_like_repo_id(target) or path.parent.is_dir() and path.parent != Path("."):
         if revision:
             raise InputError(f"{target}: --revision applies to Hub repositories, not local paths")
         return scan_path(path, head_type)

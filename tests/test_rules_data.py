@@ -245,3 +245,13 @@ def test_every_code_the_tests_use_exists():
         if code not in known and code not in NOT_A_RULE
     }
     assert not used, sorted(used)
+
+
+def test_docs_rules_md_is_generated_from_the_registry():
+    """docs/rules.md (SARIF's helpUri target) must be regenerated when rules change: `headcheck rule --markdown`."""
+    from headcheck.render.rules_doc import render_rules_markdown
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "rules.md"
+    assert docs.read_text(encoding="utf-8") == render_rules_markdown()
+    for code in ruledata.registry():
+        assert f'<a id="{code.lower()}"></a>' in docs.read_text(encoding="utf-8")
