@@ -113,79 +113,100 @@ def _language_adapters_block(spec: Mapping[str, Any], config: Mapping[str, Any],
     return block
 
 
-def plan_full_model(report: Report, facts: Facts, head_name: str) -> Migration:
-    config = dict(facts.doc("model") or {})
-    fam = layouts.family(report.model_type) or {}
-    tensors = facts.weights["model"]
+@dataclass
+class _Placement:
+    """Where each source tensor of a full model goes (built by _place)."""
+
+    moves_by_file: dict[str, list[TensorMove]]
+    dropped: list[tuple[str, str]]
+    languages: set[str]
+    bias_from_buffer: bool
+
+
+def _place(report: Report, facts: Facts, fam: Mapping[str, Any], layout: Mapping[str, Any], head_name: str,
+           sharded: bool) -> _Placement:
     head_moves = {r.source: r.target.replace(f"heads.{report.plan.head_name}.", f"heads.{head_name}.", 1)
                   for r in report.plan.renames}
-    head_config = _flex_head_config(report)
-    tied_bias = (layouts.static_layout(report.head.architecture or "") or {}).get("tied_output_bias")
-    final_bias_from_buffer = None
     base_prefixes = set(fam.get("static_base_prefixes", ()))
-    renames = fam.get("base_renames", {})
     lang_spec = fam.get("language_adapters")
     language_pattern = re.compile(lang_spec["pattern"]) if lang_spec else None
-    languages: set[str] = set()
-    sharded = any(name.endswith(".index.json") for name in facts.weight_files["model"])
-    moves_by_file: dict[str, list[TensorMove]] = {}
-    dropped: list[tuple[str, str]] = []
-    for name in sorted(tensors):
-        info = tensors[name]
-        out_file = _output_name(info.file, sharded)
+    placed = _Placement({}, [], set(), False)
+    for name, info in sorted(facts.weights["model"].items()):
+        shape = info.shape
         if name in head_moves:
-            target, shape = head_moves[name], info.shape
+            target = head_moves[name]
         elif name.startswith("heads."):  # legacy flex checkpoints already use the flex names
-            target, shape = name, info.shape
+            target = name
         elif name.split(".", 1)[0] in base_prefixes:
-            target, shape = _rename_base(name, renames), info.shape
+            target = _rename_base(name, fam.get("base_renames", {}))
             if language_pattern and (match := language_pattern.match(target)):
-                target = lang_spec["target"].format(**{**match.groupdict(), "module": lang_spec["modules"][match["module"]]})
-                languages.add(match["language"])
+                module = lang_spec["modules"][match["module"]]
+                target = lang_spec["target"].format(**{**match.groupdict(), "module": module})
+                placed.languages.add(match["language"])
         elif name in fam.get("ignored_buffers", ()) and report.head.type == "seq2seq_lm":
             # BART-style final_logits_bias [1, vocab] is exactly the flex LM head's output bias [vocab].
-            final_bias_from_buffer = name
-            target, shape = f"heads.{head_name}.0.bias", tuple(d for d in info.shape if d != 1) or info.shape
-        elif name == tied_bias:
-            dropped.append((name, "duplicate of the decoder bias it is tied to, which is renamed"))
+            final_index = layouts.static_layers(layout)[-1].index
+            target, shape = f"heads.{head_name}.{final_index}.bias", tuple(d for d in info.shape if d != 1)
+            placed.bias_from_buffer = True
+        elif name == layout.get("tied_output_bias"):
+            placed.dropped.append((name, "duplicate of the decoder bias it is tied to, which is renamed"))
             continue
         else:  # scan refuses checkpoints with uncovered head weights; reaching this is a bug, never a silent drop
             raise MigrationError(f"{name}: no destination planned for this tensor")
-        moves_by_file.setdefault(out_file, []).append(TensorMove(info, target, shape))
-    if final_bias_from_buffer:
-        head_config["bias"] = True
-    untie = (layouts.static_layout(report.head.architecture or "") or {}).get("when_embeddings_tied")
-    if untie and config.get("tie_word_embeddings", True):
-        by_target = {m.target: (file, m) for file, moves in moves_by_file.items() for m in moves}
-        for target, copied in untie["copy_tensors"].items():
-            file, move = by_target[copied]
-            moves_by_file[file].append(TensorMove(move.source, target, move.shape))
-        config = {**config, **untie["model_config"]}
-    present = {m.target for moves in moves_by_file.values() for m in moves}
-    first_file = sorted(moves_by_file)[0]
-    reference_dtype = moves_by_file[first_file][0].source.dtype
-    added = tuple(
-        AddedTensor(target, reference_dtype, _shape_of(spec["shape"], config), spec["reason"])
+        placed.moves_by_file.setdefault(_output_name(info.file, sharded), []).append(TensorMove(info, target, shape))
+    return placed
+
+
+def _untie_embeddings(layout: Mapping[str, Any], config: dict[str, Any], placed: _Placement) -> dict[str, Any]:
+    """Where the AdapterModel treats tied embeddings differently (T5 QA): store the copies, untie in config."""
+    untie = layout.get("when_embeddings_tied")
+    if not untie or not config.get("tie_word_embeddings", True):
+        return config
+    by_target = {m.target: (file, m) for file, moves in placed.moves_by_file.items() for m in moves}
+    for target, copied in untie["copy_tensors"].items():
+        file, move = by_target[copied]
+        placed.moves_by_file[file].append(TensorMove(move.source, target, move.shape))
+    return {**config, **untie["model_config"]}
+
+
+def _added_tensors(fam: Mapping[str, Any], config: Mapping[str, Any], placed: _Placement, dtype: str):
+    present = {m.target for moves in placed.moves_by_file.values() for m in moves}
+    return tuple(
+        AddedTensor(target, dtype, _shape_of(spec["shape"], config), spec["reason"])
         for spec in fam.get("added_params", ())
         for target in _expand(spec["name"], config)
         if target not in present
     )
+
+
+def plan_full_model(report: Report, facts: Facts, head_name: str) -> Migration:
+    config = dict(facts.doc("model") or {})
+    fam = layouts.family(report.model_type) or {}
+    layout = layouts.static_layout(report.head.architecture or "") or {}
+    sharded = facts.weight_files["model"][0].endswith(".index.json")
+    placed = _place(report, facts, fam, layout, head_name, sharded)
+    config = _untie_embeddings(layout, config, placed)
+    first_file = sorted(placed.moves_by_file)[0]
+    added = _added_tensors(fam, config, placed, placed.moves_by_file[first_file][0].source.dtype)
     outputs = tuple(
         OutputFile(name, tuple(moves), added if name == first_file else ())
-        for name, moves in sorted(moves_by_file.items())
+        for name, moves in sorted(placed.moves_by_file.items())
     )
+    head_config = _flex_head_config(report)
+    if placed.bias_from_buffer:
+        head_config["bias"] = True
     new_config = {k: v for k, v in config.items() if k not in ("architectures", "prediction_heads")}
     new_config["architectures"] = [report.plan.adapter_model_class]
     if "num_labels" in head_config:
         new_config["id2label"] = {str(i): label for label, i in head_config["label2id"].items()}
         new_config["label2id"] = head_config["label2id"]
     new_config["adapters"] = config.get("adapters") or FLEX_ADAPTERS_BLOCK
-    if languages:
-        new_config["adapters"] = _language_adapters_block(lang_spec, config, sorted(languages))
-    legacy_heads = config.get("prediction_heads")
-    new_config["prediction_heads"] = legacy_heads if legacy_heads else {head_name: head_config}
+    if placed.languages:
+        new_config["adapters"] = _language_adapters_block(fam["language_adapters"], config, sorted(placed.languages))
+    # legacy XModelWithHeads checkpoints keep all their heads; static ones get the planned head
+    new_config["prediction_heads"] = config.get("prediction_heads") or {head_name: head_config}
     replaced = (*facts.weight_files["model"], facts.doc_file("model"))
-    return Migration(Kind.FULL_MODEL, outputs, tuple(dropped), tuple(dict.fromkeys(replaced)),
+    return Migration(Kind.FULL_MODEL, outputs, tuple(placed.dropped), tuple(dict.fromkeys(replaced)),
                      {"config.json": new_config}, SAFE_INDEX if sharded else None)
 
 
