@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -31,6 +30,8 @@ def scan_one(target: str, **options) -> Outcome:
 
 def scan_many(targets: Iterable[str], jobs: int = 1, **options) -> Iterator[Outcome]:
     """Outcomes in completion order; a failing target is an Outcome with an error, the rest continue."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed  # only bulk scans pay for the import
+
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(scan_one, target, **options) for target in targets]
         for future in as_completed(futures):

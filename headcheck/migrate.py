@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ from .migration_plan import Migration, MigrationError, plan_for
 from .model import Report, Verdict
 from .pickle_index import read_pickle_index
 from .safetensors_header import read_safetensors_index
-from .safetensors_writer import PendingTensor, digest_span, digest_stream, write_safetensors
+from .safetensors_writer import PendingTensor, same_bytes, write_safetensors
 from .tensor_bytes import nbytes, open_tensor, zero_tensor
 
 
@@ -65,8 +64,8 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
         shutil.rmtree(tmp)
     try:
         tmp.mkdir(parents=True)
-        digests = _write(source, tmp, migration, on_bytes)
-        checked = _check_bytes(source, tmp, migration, digests)
+        _write(source, tmp, migration, on_bytes)
+        checked = _check_bytes(source, tmp, migration)
         rescan = scan_path(tmp)
         if rescan.verdict is not Verdict.ALREADY_FLEX:
             raise MigrationError(f"the rewritten checkpoint scans as {rescan.verdict.value}, not already-flex: "
@@ -78,8 +77,7 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
     return MigrateResult(report, migration, out, checked, scan_path(out))
 
 
-def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[str, str]:
-    digests: dict[str, str] = {}
+def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> None:
     for output in migration.outputs:
         if output.is_pickle:
             _write_pickle(source, tmp, output)
@@ -93,7 +91,7 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[str,
             length = nbytes(added.dtype, added.shape)
             pending.append(PendingTensor(added.target, added.dtype, added.shape, length,
                                          functools.partial(zero_tensor, length)))
-        digests.update(write_safetensors(tmp / output.name, pending, on_bytes))
+        write_safetensors(tmp / output.name, pending, on_bytes)
     if migration.index_file:
         _write_index(tmp, migration)
     for name, content in migration.configs.items():
@@ -106,7 +104,6 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[str,
             shutil.copytree(entry, tmp / entry.name, symlinks=True)
         else:
             shutil.copy2(entry, tmp / entry.name)
-    return digests
 
 
 def _write_index(tmp: Path, migration: Migration) -> None:
@@ -128,29 +125,21 @@ def _write_pickle(source: Path, tmp: Path, output) -> None:
     torch.save({m.target: state[m.source.name] for m in output.moves}, tmp / output.name)
 
 
-def _digest(root: Path, info) -> str:
-    with open_tensor(root, info) as (stream, length):
-        return digest_stream(stream, length)
-
-
-def _check_bytes(source: Path, tmp: Path, migration: Migration, digests: dict[str, str]) -> int:
-    """Re-read the written headers and hash every tensor's bytes against the source bytes they came from."""
+def _check_bytes(source: Path, tmp: Path, migration: Migration) -> int:
+    """Re-read the written headers and compare every tensor's bytes with the source bytes they came from."""
     checked = 0
     for output in migration.outputs:
         path = tmp / output.name
         written = read_pickle_index(path, output.name) if output.is_pickle else read_safetensors_index(path, output.name)[0]
         expected = {m.target: m for m in output.moves}
-        zeros = {a.target: a for a in output.added}
-        if set(written) != set(expected) | set(zeros):
+        zeros = {a.target for a in output.added}
+        if set(written) != set(expected) | zeros:
             raise MigrationError(f"{output.name}: written tensors differ from the plan")
         for name, info in written.items():
-            if name in zeros:
-                want = hashlib.sha256(bytes(nbytes(info.dtype, info.shape))).hexdigest()
-            else:
-                want = digests.get(name) or _digest(source, expected[name].source)
-            got = digest_span(path, info.span) if info.storage is None else _digest(tmp, info)
-            if got != want:
-                raise MigrationError(f"{output.name}: bytes of {name} differ from the source")
+            want = zero_tensor(nbytes(info.dtype, info.shape)) if name in zeros else open_tensor(source, expected[name].source)
+            with open_tensor(tmp, info) as (got, length), want as (wanted, wanted_length):
+                if length != wanted_length or not same_bytes(got, wanted, length):
+                    raise MigrationError(f"{output.name}: bytes of {name} differ from the source")
             checked += 1
     return checked
 

@@ -5,8 +5,10 @@ Hand-written because safetensors' own writers need every tensor in memory (torch
 
 from __future__ import annotations
 
-import hashlib
+import errno
+import io
 import json
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import BinaryIO, Callable, ContextManager, Iterable
 from .tensor_bytes import nbytes
 
 ALIGNMENT = 8  # the format pads the header so tensor data starts 8-byte aligned
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP}
 
 
 @dataclass(frozen=True)
@@ -39,43 +42,63 @@ def header_bytes(tensors: Iterable[PendingTensor], metadata: dict[str, str]) -> 
 
 
 def write_safetensors(path: Path, tensors: list[PendingTensor], on_bytes: Callable[[int], None] | None = None,
-                      chunk: int = 1 << 20) -> dict[str, str]:
-    """Write `tensors` in order; return the sha256 of each tensor's bytes as written."""
+                      chunk: int = 1 << 20) -> None:
+    """Write `tensors` in order. Bytes from plain files are copied in the kernel (os.copy_file_range)."""
     raw = header_bytes(tensors, {"format": "pt"})
-    digests: dict[str, str] = {}
+    buffer = bytearray(chunk)
     with path.open("wb") as sink:
         sink.write(struct.pack("<Q", len(raw)))
         sink.write(raw)
         for tensor in tensors:
-            hasher = hashlib.sha256()
             with tensor.open() as (source, length):
-                remaining = length
-                while remaining:
-                    block = source.read(min(chunk, remaining))
-                    if not block:
-                        raise OSError(f"{tensor.name}: source ended {remaining} bytes early (truncated file?)")
-                    sink.write(block)
-                    hasher.update(block)
-                    remaining -= len(block)
-                    if on_bytes:
-                        on_bytes(len(block))
-            digests[tensor.name] = hasher.hexdigest()
-    return digests
+                if not (isinstance(source, io.BufferedReader) and _copy_in_kernel(source, sink, length, on_bytes)):
+                    _copy_through_python(source, sink, length, buffer, on_bytes, tensor.name)
 
 
-def digest_stream(stream: BinaryIO, length: int, chunk: int = 1 << 20) -> str:
-    hasher = hashlib.sha256()
+def _copy_in_kernel(source: io.BufferedReader, sink: BinaryIO, length: int, on_bytes) -> bool:
+    """Copy with os.copy_file_range; False (nothing copied) where the kernel or file system cannot."""
+    sink.flush()
+    src_at, dst_at, remaining = source.tell(), sink.tell(), length
+    while remaining:
+        try:
+            copied = os.copy_file_range(source.fileno(), sink.fileno(), remaining, src_at, dst_at)
+        except (AttributeError, OSError) as exc:  # not Linux, or EXDEV/ENOSYS/EINVAL
+            if remaining == length and (isinstance(exc, AttributeError) or exc.errno in _NO_KERNEL_COPY):
+                return False
+            raise
+        if not copied:
+            raise OSError(f"source ended {remaining} bytes early (truncated file?)")
+        src_at, dst_at, remaining = src_at + copied, dst_at + copied, remaining - copied
+        if on_bytes:
+            on_bytes(copied)
+    sink.seek(dst_at)
+    return True
+
+
+def _copy_through_python(source: BinaryIO, sink: BinaryIO, length: int, buffer: bytearray, on_bytes,
+                         name: str) -> None:
+    view = memoryview(buffer)
     remaining = length
     while remaining:
-        block = stream.read(min(chunk, remaining))
-        if not block:
-            break
-        hasher.update(block)
-        remaining -= len(block)
-    return hasher.hexdigest()
+        read = source.readinto(view[:min(len(buffer), remaining)])
+        if not read:
+            raise OSError(f"{name}: source ended {remaining} bytes early (truncated file?)")
+        sink.write(view[:read])
+        remaining -= read
+        if on_bytes:
+            on_bytes(read)
 
 
-def digest_span(path: Path, span: tuple[int, int]) -> str:
-    with path.open("rb") as fh:
-        fh.seek(span[0])
-        return digest_stream(fh, span[1] - span[0])
+def same_bytes(left: BinaryIO, right: BinaryIO, length: int, chunk: int = 1 << 20) -> bool:
+    """Whether two streams hold the same `length` bytes, compared block by block."""
+    size = min(chunk, length) or 1
+    a, b = bytearray(size), bytearray(size)
+    remaining = length
+    while remaining:
+        n = min(size, remaining)
+        if left.readinto(memoryview(a)[:n]) != n or right.readinto(memoryview(b)[:n]) != n:
+            return False
+        if memoryview(a)[:n] != memoryview(b)[:n]:
+            return False
+        remaining -= n
+    return True

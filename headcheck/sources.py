@@ -9,7 +9,6 @@ from typing import Any, Protocol
 
 from .errors import InputError
 from .lfs import is_lfs_pointer
-from .pickle_index import read_pickle_index
 from .safetensors_header import read_safetensors_index
 from .tensor_info import TensorInfo
 
@@ -53,6 +52,8 @@ def read_weights_file(path: Path, rel: str) -> dict[str, TensorInfo]:
     check_not_pointer(path, rel)
     if rel.endswith(".safetensors"):
         return read_safetensors_index(path, rel)[0]
+    from .pickle_index import read_pickle_index  # pickletools and zipfile only for .bin files
+
     return read_pickle_index(path, rel)
 
 

@@ -13,11 +13,21 @@ import json
 from collections.abc import Callable, Sequence
 
 from ..model import Report
-from .github import render_github
 from .json_report import render_json, report_dict
-from .sarif import render_sarif
 from .summary import render_summary
 from .text import render_text
+
+
+def render_sarif(reports: Sequence[Report], color: bool = False) -> str:
+    from .sarif import render_sarif as render_many  # imported on use: its tables and hashlib cost every scan
+
+    return render_many(reports, color=color)
+
+
+def render_github(reports: Sequence[Report], color: bool = False) -> str:
+    from .github import render_github as render_many
+
+    return render_many(reports, color=color)
 
 Single = Callable[..., str]  # (report, color=False) -> str
 Multi = Callable[..., str]  # (reports, color=False) -> str
