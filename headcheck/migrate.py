@@ -16,7 +16,7 @@ from .migration_plan import Migration, MigrationError, plan_for
 from .model import Report, Verdict
 from .pickle_index import read_pickle_index
 from .safetensors_header import read_safetensors_index
-from .safetensors_writer import PendingTensor, same_bytes, write_safetensors
+from .safetensors_writer import ByteComparer, PendingTensor, write_safetensors
 from .tensor_bytes import nbytes, open_tensor, zero_tensor
 
 
@@ -127,7 +127,7 @@ def _write_pickle(source: Path, tmp: Path, output) -> None:
 
 def _check_bytes(source: Path, tmp: Path, migration: Migration) -> int:
     """Re-read the written headers and compare every tensor's bytes with the source bytes they came from."""
-    checked = 0
+    checked, comparer = 0, ByteComparer()
     for output in migration.outputs:
         path = tmp / output.name
         written = read_pickle_index(path, output.name) if output.is_pickle else read_safetensors_index(path, output.name)[0]
@@ -138,7 +138,7 @@ def _check_bytes(source: Path, tmp: Path, migration: Migration) -> int:
         for name, info in written.items():
             want = zero_tensor(nbytes(info.dtype, info.shape)) if name in zeros else open_tensor(source, expected[name].source)
             with open_tensor(tmp, info) as (got, length), want as (wanted, wanted_length):
-                if length != wanted_length or not same_bytes(got, wanted, length):
+                if length != wanted_length or not comparer.same(got, wanted, length):
                     raise MigrationError(f"{output.name}: bytes of {name} differ from the source")
             checked += 1
     return checked

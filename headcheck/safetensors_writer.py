@@ -89,16 +89,22 @@ def _copy_through_python(source: BinaryIO, sink: BinaryIO, length: int, buffer: 
             on_bytes(read)
 
 
-def same_bytes(left: BinaryIO, right: BinaryIO, length: int, chunk: int = 1 << 20) -> bool:
-    """Whether two streams hold the same `length` bytes, compared block by block."""
-    size = min(chunk, length) or 1
-    a, b = bytearray(size), bytearray(size)
-    remaining = length
-    while remaining:
-        n = min(size, remaining)
-        if left.readinto(memoryview(a)[:n]) != n or right.readinto(memoryview(b)[:n]) != n:
-            return False
-        if memoryview(a)[:n] != memoryview(b)[:n]:
-            return False
-        remaining -= n
-    return True
+class ByteComparer:
+    """Compares streams block by block, reusing two buffers (zero-filling new ones per tensor cost more
+    than the comparison itself)."""
+
+    def __init__(self, chunk: int = 1 << 20):
+        self.left, self.right = bytearray(chunk), bytearray(chunk)
+
+    def same(self, left: BinaryIO, right: BinaryIO, length: int) -> bool:
+        a, b, size = self.left, self.right, len(self.left)
+        remaining = length
+        while remaining:
+            n = min(size, remaining)
+            if left.readinto(memoryview(a)[:n]) != n or right.readinto(memoryview(b)[:n]) != n:
+                return False
+            # bytearray equality is a memcmp; memoryview equality compares item by item in a slow path
+            if (a != b) if n == size else (a[:n] != b[:n]):
+                return False
+            remaining -= n
+        return True
