@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 
 from ..model import Report
 from .json_report import render_json, report_dict
-from .summary import render_summary
 from .text import render_text
 
 
@@ -61,4 +60,4 @@ def render(fmt: str, reports: Sequence[Report], color: bool = False) -> str:
 
 
 __all__ = ["MULTI_RENDERERS", "RENDERERS", "render", "render_github", "render_json", "render_sarif",
-           "render_summary", "render_text"]
+           "render_text"]
