@@ -184,8 +184,8 @@ class HubRepo:
             return InputError(f"{self.label}: gated repository: accept its conditions on the Hub, then set HF_TOKEN "
                               "(or --token) to a token of that account")
         if isinstance(exc, errors.RepositoryNotFoundError):
-            return InputError(f"{self.label}: repository not found, or private (set HF_TOKEN or --token to read "
-                              "private repositories)")
+            return InputError(f"{self.label}: no such local path, and no such Hub repository, or it is private "
+                              "(set HF_TOKEN or --token to read private repositories)")
         if isinstance(exc, errors.RevisionNotFoundError):
             return InputError(f"{self.label}: revision {self.revision!r} not found")
         if isinstance(exc, errors.EntryNotFoundError):

@@ -147,7 +147,7 @@ def free_port() -> int:
 
 
 @pytest.mark.parametrize("behaviour,expected", [
-    ({"private": True}, "repository not found, or private"),
+    ({"private": True}, "no such Hub repository, or it is private"),
     ({"gated": True}, "HF_TOKEN"),
     ({"fail_status": 429}, "rate limited"),
     ({"fail_status": 503}, "HTTP 503"),
@@ -258,7 +258,7 @@ def test_bulk_200_repos_with_8_jobs(hub, tmp_path):
         validated(report)
     errors = [line for line in lines if "error" in line]
     assert errors == [{"schema_version": 1, "source": "bulk/broken", "exit_code": 2,
-                       "error": errors[0]["error"]}] and "not found" in errors[0]["error"]
+                       "error": errors[0]["error"]}] and "no such Hub repository" in errors[0]["error"]
     assert result.returncode == 2  # the worst outcome: one repository could not be read
     summary = result.stderr.strip().splitlines()[-1]
     assert summary.startswith("headcheck: 201 scanned:") and "error 1" in summary and "convertible 50" in summary
