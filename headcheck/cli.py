@@ -144,8 +144,11 @@ def _append_summary(summary: Path | None, reports) -> None:
 @click.option("--num-choices", type=click.IntRange(min=2), help="Choices per example for multiple-choice heads (not recorded in checkpoints).")
 @click.option("--force", is_flag=True, help="Replace --out even if it is not empty.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (renames, dropped and added tensors, new config) and write nothing.")
-@click.option("--verify", is_flag=True, help="Also load original and result with transformers/adapters and compare outputs and loss (needs the 'verify' extra).")
-def migrate(source: Path, out: Path, head_name, head_type, num_choices, force, dry_run, verify) -> None:
+@click.option("--verify", is_flag=True, help="Before writing --out, load original and result with transformers/adapters "
+              "and compare outputs and loss; a difference above tolerance writes nothing (needs the 'verify' extra).")
+@click.option("--base", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Base model folder for --verify of an adapter folder (default: adapter_config.json's model_name).")
+def migrate(source: Path, out: Path, head_name, head_type, num_choices, force, dry_run, verify, base) -> None:
     """Rewrite the checkpoint in SOURCE into the adapters flex-head layout, in --out.
 
     Only checkpoints that `headcheck scan` calls convertible are migrated; anything else is refused
@@ -157,13 +160,15 @@ def migrate(source: Path, out: Path, head_name, head_type, num_choices, force, d
     from .render.migration import render_migration
 
     options = dict(head_name=head_name, head_type=head_type, num_choices=num_choices)
+    comparisons = []
     try:
         if dry_run:
             report, plan = migration.prepare(source, **options)
             click.echo(render_migration(report, plan, None))
             return
+        accept = _verifier(source, base, comparisons) if verify else None
         with _progress_bar() as on_bytes:
-            result = migration.migrate(source, out, force=force, on_bytes=on_bytes, **options)
+            result = migration.migrate(source, out, force=force, on_bytes=on_bytes, accept=accept, **options)
     except migration.NotConvertibleError as exc:
         click.echo(RENDERERS["text"](exc.report, color=_use_color(sys.stderr)), err=True)
         click.echo(f"headcheck: not migrated: verdict is {exc.report.verdict.value}; nothing written", err=True)
@@ -171,27 +176,41 @@ def migrate(source: Path, out: Path, head_name, head_type, num_choices, force, d
     except migration.OutputExistsError as exc:
         raise click.UsageError(str(exc)) from None
     except (InputError, migration.MigrationError) as exc:
+        _echo_comparisons(comparisons)
         click.echo(f"headcheck: error: {exc}", err=True)
-        sys.exit(ExitCode.INPUT_ERROR)
+        sys.exit(ExitCode.FINDINGS if comparisons else ExitCode.INPUT_ERROR)
     except NothingScannedError as exc:
         click.echo(f"headcheck: nothing scanned: {exc}", err=True)
         sys.exit(ExitCode.NOTHING_SCANNED)
     click.echo(render_migration(result.report, result.migration, result))
-    if verify:
-        _verify(source, result.out)
+    _echo_comparisons(comparisons)
 
 
-def _verify(source: Path, out: Path) -> None:
+def _verifier(source: Path, base: Path | None, comparisons: list):
+    """--verify as migrate's acceptance check: runs on the finished output before it is renamed into place."""
     try:
         from .verify import compare
     except ImportError as exc:
         raise click.UsageError(f"--verify needs the heavy extra: pip install 'headcheck[verify]' ({exc})") from None
-    comparison = compare(source, out)
-    click.echo(f"verify: max |logits diff| {comparison.max_logits_diff:.3g}, |loss diff| {comparison.loss_diff:.3g} "
-               f"(tolerance {comparison.tolerance:g})")
-    if not comparison.ok:
-        click.echo("headcheck: error: outputs differ beyond tolerance", err=True)
-        sys.exit(ExitCode.FINDINGS)
+    from .migrate import MigrationError
+
+    def accept(folder: Path) -> None:
+        try:
+            comparison = compare(source, folder, base=base)
+        except (ValueError, OSError) as exc:  # no base model to load an adapter onto, or it cannot be loaded
+            raise MigrationError(f"--verify: {str(exc).splitlines()[0]} (see --base)") from None
+        comparisons.append(comparison)
+        if not comparison.ok:
+            raise MigrationError("--verify: outputs differ beyond tolerance; nothing written")
+
+    return accept
+
+
+def _echo_comparisons(comparisons) -> None:
+    for c in comparisons:
+        click.echo(f"verify: max |logits diff| {c.max_logits_diff:.3g}, |loss diff| {c.loss_diff:.3g} "
+                   f"(tolerance {c.tolerance:g}); missing keys {len(c.missing_keys)}, "
+                   f"unexpected keys {len(c.unexpected_keys)}")
 
 
 class _progress_bar:

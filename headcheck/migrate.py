@@ -52,7 +52,10 @@ def prepare(source: Path, *, head_name: str | None = None, head_type: str | None
 
 def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type: str | None = None,
             num_choices: int | None = None, force: bool = False,
-            on_bytes: Callable[[int], None] | None = None) -> MigrateResult:
+            on_bytes: Callable[[int], None] | None = None,
+            accept: Callable[[Path], None] | None = None) -> MigrateResult:
+    """Write the flex-head checkpoint to `out`. `accept(folder)` may check the finished output before it is
+    renamed into place (e.g. --verify) and raise MigrationError to discard it."""
     source, out = source.resolve(), out.resolve()
     if out == source or source in out.parents:
         raise OutputExistsError(f"{out}: --out must not be the input folder or inside it")
@@ -70,6 +73,8 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
         if rescan.verdict is not Verdict.ALREADY_FLEX:
             raise MigrationError(f"the rewritten checkpoint scans as {rescan.verdict.value}, not already-flex: "
                                  + "; ".join(f"{f.rule} {f.message}" for f in rescan.findings))
+        if accept is not None:
+            accept(tmp)
         _replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

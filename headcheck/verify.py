@@ -91,8 +91,9 @@ def _difference(a, b) -> tuple[float, float]:
     return diff, loss
 
 
-def compare(original: Path, migrated: Path, base: Path | None = None) -> Comparison:
-    """Run both checkpoints on the same fixed inputs; `base` is the base model for adapter folders."""
+def compare(original: Path, migrated: Path, base: Path | str | None = None) -> Comparison:
+    """Run both checkpoints on the same fixed inputs; `base` is the base model for adapter folders
+    (default: the model_name in adapter_config.json, a folder or Hub id)."""
     import adapters
     import transformers
 
@@ -109,13 +110,14 @@ def compare(original: Path, migrated: Path, base: Path | None = None) -> Compari
                       tuple(info["missing_keys"]), tuple(info["unexpected_keys"]))
 
 
-def _compare_adapter(original: Path, migrated: Path, base: Path | None) -> Comparison:
+def _compare_adapter(original: Path, migrated: Path, base: Path | str | None) -> Comparison:
     import adapters
     import transformers
 
     head = json.loads((original / "head_config.json").read_text())
-    if base is None:
-        raise ValueError("verifying an adapter folder needs its base model: pass the base checkpoint folder")
+    base = base or json.loads((original / "adapter_config.json").read_text()).get("model_name")
+    if not base:
+        raise ValueError("verifying an adapter folder needs its base model, and adapter_config.json names none")
     model_class = head["model_class"]
     if hasattr(transformers, model_class):  # static head: the original runs in its own class
         num_labels = head.get("num_labels") or len(head.get("label2id") or {}) or 2

@@ -180,3 +180,27 @@ def test_migrate_help_explains_the_options():
     result = run_cli("migrate", "--help")
     for option in ("--out", "--head-name", "--num-choices", "--force", "--dry-run", "--verify"):
         assert option in result.stdout
+
+
+def test_failed_acceptance_check_writes_nothing(tmp_path):
+    """--verify runs before the rename: a rejected output never appears as --out."""
+    def reject(folder):
+        assert (folder / "config.json").exists()  # it sees the finished output...
+        raise migration.MigrationError("outputs differ")  # ...and refuses it
+
+    with pytest.raises(migration.MigrationError, match="outputs differ"):
+        migration.migrate(CHECKPOINTS / "bert-seq-cls", tmp_path / "out", accept=reject)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_verify_of_an_adapter_folder_with_base(tmp_path):
+    zoo = pytest.importorskip("zoo")
+    base = zoo.build_any("RobertaModel", tmp_path / "base")
+    src = zoo.build_adapter_folder(tmp_path / "src", head_from="static")
+    without_base = run_cli("migrate", src, "--out", tmp_path / "out", "--verify")
+    assert without_base.returncode in (1, 2) and "Traceback" not in without_base.stderr
+    assert not (tmp_path / "out").exists()
+    result = run_cli("migrate", src, "--out", tmp_path / "out", "--verify", "--base", base)
+    assert result.returncode == 0, result.stderr
+    assert "verify: max |logits diff| 0" in result.stdout
+    assert scan(tmp_path / "out")["verdict"] == "already-flex"
