@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from . import layouts
@@ -11,7 +12,7 @@ from .judge_adapter import judge_adapter
 from .judge_model import judge_model, model_type_of
 from .judge_peft import judge_peft
 from .judgement import Judgement, final_verdict, finding
-from .model import Kind, Layout, Report
+from .model import Head, Kind, Layout, Report
 from .sources import looks_like_repo_id
 
 ROLE_DESCRIPTIONS = {
@@ -64,7 +65,7 @@ def scan_facts(facts: Facts, head_type: str | None = None, base_config: dict | N
         kind=kind,
         layout=layout,
         model_type=model_type_of(model_doc) if model_doc else None,
-        head=judgement.head,
+        head=_with_base_evidence(judgement.head, base_name, base_config),
         verdict=verdict,
         findings=tuple(sorted(findings, key=lambda f: (-f.severity, f.rule))),
         plan=judgement.plan if verdict.value == "convertible" else None,
@@ -100,6 +101,19 @@ def _model_layout(facts: Facts, judgement: Judgement) -> Layout:
     if arch and (layouts.static_layout(arch) or layouts.head_type_of_class(arch)) and arch in (config.get("architectures") or []):
         return Layout.STATIC
     return Layout.CUSTOM
+
+
+def _with_base_evidence(head: Head, base_name: str | None, base_config: dict | None) -> Head:
+    """Hub adapter repositories: say what AutoAdapterModel.from_pretrained(base) would build, or that it is unknown."""
+    if not base_name:
+        return head
+    if base_config is None:
+        line = f"base model {base_name}: config not reachable; its family is taken from adapter_config.json"
+    else:
+        fam = layouts.family(base_config.get("model_type"))
+        builds = fam["adapter_model"] if fam else "nothing (adapters does not support this family)"
+        line = f"base model {base_name}: model_type {base_config.get('model_type')!r}, from_pretrained builds {builds}"
+    return dataclasses.replace(head, evidence=(*head.evidence, line))
 
 
 def _base_model_findings(facts: Facts, base_config: dict | None, base_name: str | None):

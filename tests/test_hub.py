@@ -52,6 +52,8 @@ def hub_env(hub: FakeHub, **extra) -> dict[str, str]:
 
 def comparable(report) -> dict:
     data = validated(json.loads(json.dumps(report_dict(report))))
+    # Only a Hub scan can look up an adapter's base model; that evidence line has no local counterpart.
+    data["head"]["evidence"] = [e for e in data["head"]["evidence"] if not e.startswith("base model ")]
     return {key: data[key] for key in SAME_AS_LOCAL}
 
 
@@ -218,6 +220,7 @@ def test_adapter_repo_checks_its_base_model(hub, tmp_path):
     hub.add("acme/base", base)
     report = scan_target("acme/adapter")
     assert "HC126" in {f.rule for f in report.findings}
+    assert "base model acme/base: model_type 'roberta', from_pretrained builds RobertaAdapterModel" in report.head.evidence
     same_family = tmp_path / "base2"  # a new repository: the fake hub's commit id follows the folder
     same_family.mkdir()
     (same_family / "config.json").write_text(json.dumps(base_config))
@@ -228,6 +231,12 @@ def test_adapter_repo_checks_its_base_model(hub, tmp_path):
     hub.add("acme/base2", same_family)
     hub.add("acme/adapter2", folder2)
     assert "HC126" not in {f.rule for f in scan_target("acme/adapter2").findings}
+    folder3 = tmp_path / "adapter3"  # a base that cannot be reached is said, not guessed
+    shutil.copytree(folder, folder3)
+    (folder3 / "adapter_config.json").write_text(json.dumps({**config, "model_name": "acme/gone"}))
+    hub.add("acme/adapter3", folder3)
+    evidence = scan_target("acme/adapter3").head.evidence
+    assert any(line.startswith("base model acme/gone: config not reachable") for line in evidence)
 
 
 def test_scan_of_hub_repo_imports_no_torch(hub):
