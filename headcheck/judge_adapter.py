@@ -29,10 +29,11 @@ def judge_adapter(facts: Facts) -> Judgement:
     name = head_doc.get("name") or "default"
     head_cfg = head_doc.get("config")
     evidence = [f"{head_file} model_class = {model_class}"]
+    # the head's own task, for the heads headcheck cannot judge further
+    named_type = (head_cfg or {}).get("head_type") or layouts.head_type_of_class(model_class) or "unknown"
     fam = layouts.family(model_type)
     if fam is None:
-        head_type = (head_cfg or {}).get("head_type") or layouts.head_type_of_class(model_class) or "unknown"
-        return Judgement(Head(head_type, model_class, name=name, evidence=tuple(evidence)), (finding(
+        return Judgement(Head(named_type, model_class, name=name, evidence=tuple(evidence)), (finding(
             "HC106", f"adapters has no flex-head model for model_type {model_type!r}; load_adapter cannot place this head",
             file=head_file, key="model_type", hint="use the model with transformers or PEFT",
         ),), Verdict.NOT_CONVERTIBLE)
@@ -57,9 +58,7 @@ def judge_adapter(facts: Facts) -> Judgement:
             model_class, model_type, head_doc, head_file, tensors, weights_file, target, head_name=name,
             evidence=tuple(evidence), base_in_weights=False,
         ))
-    head_type = (head_cfg or {}).get("head_type") if isinstance(head_cfg, dict) else None
-    head_type = head_type or layouts.head_type_of_class(model_class) or "unknown"
-    return Judgement(Head(head_type, model_class, name=name, evidence=tuple(evidence)), (finding(
+    return Judgement(Head(named_type, model_class, name=name, evidence=tuple(evidence)), (finding(
         "HC111",
         f"load_adapter into {target} raises: Cannot automatically convert prediction head of model class "
         f"{model_class} to flex head",

@@ -113,6 +113,12 @@ def _language_adapters_block(spec: Mapping[str, Any], config: Mapping[str, Any],
     return block
 
 
+def _head_renames(report: Report, head_name: str) -> dict[str, str]:
+    """The plan's tensor renames, with the head called `head_name` (the plan itself says 'default')."""
+    prefix = f"heads.{report.plan.head_name}."
+    return {r.source: r.target.replace(prefix, f"heads.{head_name}.", 1) for r in report.plan.renames}
+
+
 @dataclass
 class _Placement:
     """Where each source tensor of a full model goes (built by _place)."""
@@ -125,8 +131,7 @@ class _Placement:
 
 def _place(report: Report, facts: Facts, fam: Mapping[str, Any], layout: Mapping[str, Any], head_name: str,
            sharded: bool) -> _Placement:
-    head_moves = {r.source: r.target.replace(f"heads.{report.plan.head_name}.", f"heads.{head_name}.", 1)
-                  for r in report.plan.renames}
+    head_moves = _head_renames(report, head_name)
     base_prefixes = set(fam.get("static_base_prefixes", ()))
     lang_spec = fam.get("language_adapters")
     language_pattern = re.compile(lang_spec["pattern"]) if lang_spec else None
@@ -216,8 +221,7 @@ def plan_adapter_folder(report: Report, facts: Facts, head_name: str | None) -> 
     # load_adapter activates the head named like the adapter; static heads were saved without a name.
     name = head_name or head_doc.get("name") or adapter_name or report.plan.head_name
     tensors = facts.weights["head"]
-    renames = {r.source: r.target.replace(f"heads.{report.plan.head_name}.", f"heads.{name}.", 1)
-               for r in report.plan.renames}
+    renames = _head_renames(report, name)
     moves = []
     for tensor_name in sorted(tensors):
         info = tensors[tensor_name]
