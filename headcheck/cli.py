@@ -233,7 +233,7 @@ class _progress_bar:
             self.bar.close()
 
 
-@cli.command()
+@cli.command(short_help="List the rules, or explain one (what it checks, why, example, fix).")
 @click.argument("code", required=False)
 @click.option("--markdown", is_flag=True, help="Print every rule as Markdown (the source of docs/rules.md).")
 def rule(code: str | None, markdown: bool) -> None:
