@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -204,3 +205,21 @@ def test_verify_of_an_adapter_folder_with_base(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "verify: max |logits diff| 0" in result.stdout
     assert scan(tmp_path / "out")["verdict"] == "already-flex"
+
+
+def test_progress_bar_on_a_terminal(tmp_path, monkeypatch):
+    """On a terminal, stderr shows a byte-count bar fed by migrate's own progress callback."""
+    import io
+
+    from headcheck import cli
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(cli.sys, "stderr", terminal)
+    with cli._progress_bar() as advance:
+        migration.migrate(CHECKPOINTS / "sharded", tmp_path / "out", on_bytes=advance)
+    shown = terminal.getvalue()
+    assert re.search(r"writing: [1-9][\d.]*[kMG]?B", shown), shown  # bytes really counted, not just drawn
