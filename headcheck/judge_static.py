@@ -135,7 +135,7 @@ def judge_static(inp: StaticInput) -> Judgement:
             file=inp.tensors[tied_bias].file, key=tied_bias, hint="use headcheck migrate rather than AutoAdapterModel.from_pretrained",
         ))
 
-    findings.extend(_adapters_divergences(inp, layout))
+    findings.extend(_adapters_divergences(inp, layout, present_head))
 
     head = Head(
         type=head_type, architecture=inp.class_name, problem_type=problem_type,
@@ -211,7 +211,7 @@ def _plan(inp: StaticInput, layout, head: Head, layers, tied_bias: str | None) -
     )
 
 
-def _adapters_divergences(inp: StaticInput, layout) -> list[Finding]:
+def _adapters_divergences(inp: StaticInput, layout, present_head: list[str]) -> list[Finding]:
     """Where adapters' own conversion of this checkpoint fails or changes outputs (migrate corrects each)."""
     if not inp.base_in_weights or not inp.tensors:
         return []
@@ -219,7 +219,7 @@ def _adapters_divergences(inp: StaticInput, layout) -> list[Finding]:
     found = []
     foreign_prefixes = sorted({n.split(".", 1)[0] for n in inp.tensors} & set(fam.get("base_renames", {})))
     # transformers loads a bare base checkpoint into the AdapterModel; only head keys next to it break the load
-    if foreign_prefixes and head_keys(inp.tensors, inp.model_type):
+    if foreign_prefixes and present_head:
         found.append(finding(
             "HC123", f"base weights under {', '.join(foreign_prefixes)}.* where {fam['adapter_model']} expects "
                      f"{fam['base_renames'][foreign_prefixes[0]].split('.')[0]}.*: AutoAdapterModel.from_pretrained "

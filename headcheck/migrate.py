@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -10,14 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .engine import scan_path
+from .engine import scan_facts, scan_path
 from .facts import build_facts
 from .migration_plan import Migration, MigrationError, plan_for
 from .model import Report, Verdict
 from .pickle_index import read_pickle_index
-from .safetensors_header import read_safetensors_index
 from .safetensors_writer import ByteComparer, PendingTensor, write_safetensors
-from .tensor_bytes import nbytes, open_tensor, zero_tensor
+from .safetensors_header import nbytes, read_safetensors_index
+from .tensor_bytes import open_tensor, zero_tensor
 
 
 class NotConvertibleError(Exception):
@@ -42,12 +43,13 @@ class MigrateResult:
 def prepare(source: Path, *, head_name: str | None = None, head_type: str | None = None,
             num_choices: int | None = None) -> tuple[Report, Migration]:
     """Scan and plan, writing nothing. Raises NotConvertibleError unless convertible or already flex."""
-    report = scan_path(source, head_type=head_type)
+    facts = build_facts(source)  # read once: the plan needs the same facts the verdict came from
+    report = scan_facts(facts, head_type)
     if report.verdict is Verdict.ALREADY_FLEX:  # nothing to rewrite: the output is a checked copy
         return report, Migration(report.kind, (), (), (), {}, None)
     if report.verdict is not Verdict.CONVERTIBLE:
         raise NotConvertibleError(report)
-    return report, plan_for(report, build_facts(source), head_name=head_name, num_choices=num_choices)
+    return report, plan_for(report, facts, head_name=head_name, num_choices=num_choices)
 
 
 def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type: str | None = None,
@@ -79,7 +81,8 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return MigrateResult(report, migration, out, checked, scan_path(out))
+    # the output is the checked folder, renamed: its rescan only needs the new name
+    return MigrateResult(report, migration, out, checked, dataclasses.replace(rescan, source=str(out)))
 
 
 def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> None:

@@ -6,7 +6,6 @@ Hand-written because the safetensors package exposes no byte offsets and needs n
 from __future__ import annotations
 
 import json
-import math
 import struct
 from pathlib import Path
 
@@ -19,6 +18,14 @@ DTYPE_SIZES = {
     "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4,
     "U16": 2, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "F4": 1, "F6_E2M3": 1, "F6_E3M2": 1,
 }
+
+
+def nbytes(dtype: str, shape: tuple[int, ...] | None) -> int:
+    """Bytes a tensor of this dtype and shape occupies."""
+    length = DTYPE_SIZES[dtype]
+    for dim in shape or ():
+        length *= dim
+    return length
 
 
 def parse_header(raw: bytes, data_size: int, rel_name: str) -> tuple[dict[str, TensorInfo], dict[str, str]]:
@@ -42,7 +49,7 @@ def parse_header(raw: bytes, data_size: int, rel_name: str) -> tuple[dict[str, T
                 f"{rel_name}: corrupt or truncated safetensors file "
                 f"(tensor {name!r} spans bytes {begin}..{end}, data holds {data_size})"
             )
-        if dtype not in DTYPE_SIZES or math.prod(shape) * DTYPE_SIZES[dtype] != end - begin:
+        if dtype not in DTYPE_SIZES or nbytes(dtype, shape) != end - begin:
             raise InputError(
                 f"{rel_name}: corrupt safetensors header (tensor {name!r}: {dtype} {list(shape)} "
                 f"does not fit its {end - begin} bytes)"

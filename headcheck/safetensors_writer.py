@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, ContextManager, Iterable
 
-from .tensor_bytes import nbytes
+from .safetensors_header import nbytes
 
 ALIGNMENT = 8  # the format pads the header so tensor data starts 8-byte aligned
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP}

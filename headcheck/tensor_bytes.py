@@ -9,15 +9,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from .errors import InputError
-from .safetensors_header import DTYPE_SIZES
 from .tensor_info import TensorInfo
-
-
-def nbytes(dtype: str, shape: tuple[int, ...] | None) -> int:
-    length = DTYPE_SIZES[dtype]
-    for dim in shape or ():
-        length *= dim
-    return length
 
 
 @contextlib.contextmanager
