@@ -20,7 +20,10 @@ from pathlib import Path
 from . import inputs as inputs_mod
 from .measure import MB, spawn_floor
 from .report import as_json, machine, markdown
-from .sections import SECTIONS, Context
+from .remote import remote_bulk, remote_bytes
+from .sections import Context, local_scan, local_scan_7b, migrate, migrate_4x
+
+SECTIONS = [local_scan, local_scan_7b, migrate, migrate_4x, remote_bytes, remote_bulk]
 
 REPO = Path(__file__).resolve().parent.parent
 BUDGET_S = 600
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="where generated inputs are kept between runs (default ~/.cache/headcheck-benchmarks)")
     parser.add_argument("--quick", action="store_true", help="smoke run with ~10x smaller inputs")
     parser.add_argument("--json", type=Path, help="also write all samples as JSON to this file")
-    parser.add_argument("--only", choices=[f.__name__ for f in SECTIONS()], action="append",
+    parser.add_argument("--only", choices=[f.__name__ for f in SECTIONS], action="append",
                         help="run only these sections (repeatable)")
     args = parser.parse_args(argv)
     if args.runs < 1:
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     code = snapshot(REPO, work / "code", env)
     floor = spawn_floor(code, env, work / "logs")
     ctx = Context(REPO, code, work, args.runs, env, inputs, args.quick, _progress)
-    sections = [fn(ctx) for fn in SECTIONS() if not args.only or fn.__name__ in args.only]
+    sections = [fn(ctx) for fn in SECTIONS if not args.only or fn.__name__ in args.only]
     shutil.rmtree(work / "out", ignore_errors=True)
     info = {**machine(REPO), "load_start": load_start, "floor_mb": f"{floor / MB:.1f}"}
     print(markdown(sections, inputs, info, args.runs, args.quick))

@@ -19,27 +19,13 @@ from .inputs import Checkpoint
 from .measure import MB, Series, Variant
 from .sections import Context, Row, Section, Target, _headcheck, _scan_check
 
-# Module names Hub scanning may land under (checked without importing them).
-HUB_MODULES = ("headcheck.hub", "headcheck.source_hub", "headcheck.hub_source", "headcheck.remote")
 SINGLE = {"hub_st": "bert", "hub_bin": "bertbin", "hub_7b": "llama"}  # variant -> input kind
 BULK_REPOS = 200
 BULK_JOBS = 8
 BULK_KINDS = ("bert", "bertbin", "wide", "llama")  # the 200 bulk repos cycle through these
 
 
-def hub_module() -> str | None:
-    for name in HUB_MODULES:
-        try:
-            if importlib.util.find_spec(name) is not None:
-                return name
-        except ImportError:  # headcheck itself not importable
-            return None
-    return None
-
-
 def _unavailable(repo: Path) -> str | None:
-    if hub_module() is None:
-        return f"Hub scanning (issue 4) not available: none of {', '.join(HUB_MODULES)} exists"
     if not (repo / "tests" / "hubserver.py").is_file():
         return "the local test hub tests/hubserver.py is missing"
     for module in ("pytest_httpserver", "werkzeug"):

@@ -2,7 +2,7 @@
 
 Variants that are compared with each other are measured in one group, alternately (see
 measure.alternate), and groups are measured once and shared by the sections that read them.
-To add a row, add a variant to a group (or a new group) and a section function to SECTIONS.
+To add a row, add a variant to a group (or a new group) and a section function to SECTIONS in benchmarks/__main__.py.
 """
 
 from __future__ import annotations
@@ -199,12 +199,3 @@ def migrate_4x(ctx: Context) -> Section:
         flat,
         _ratio(f"migrate {wide}: wall vs cp -r (info; target applies at {bert})", big, g["cp4x"], None, at_most=True),
     ])
-
-
-def _sections() -> list[Callable[[Context], Section]]:
-    from .remote import remote_bulk, remote_bytes
-
-    return [local_scan, local_scan_7b, migrate, migrate_4x, remote_bytes, remote_bulk]
-
-
-SECTIONS = _sections

@@ -1,3 +1,78 @@
-"""headcheck: classify a checkpoint's prediction head and judge whether it can become an adapters flex head."""
+"""headcheck: classify a checkpoint's prediction head and judge whether it can become an adapters flex head.
+
+The public API, for notebooks and training scripts::
+
+    import headcheck
+
+    report = headcheck.scan("./checkpoint")          # or "org/name", "org/name@rev"
+    report.verdict, report.head.type, report.to_dict()
+    result = headcheck.migrate("./checkpoint", "./fixed", verify=True)
+
+Everything else is internal. The layer packages (read, judge, migration, hooks, render, cli) are
+imported on first use, so `import headcheck` stays cheap.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .migration.run import MigrateResult
+    from .model import Report
+
+__all__ = [
+    "scan", "migrate", "Report", "Finding", "Head", "Plan", "Rename", "Severity", "Verdict", "Kind", "Layout",
+    "MigrateResult", "Migration", "InputError", "NothingScannedError", "UnsafePickleError", "NotConvertibleError",
+    "OutputExistsError", "MigrationError", "VerifyFailedError", "VerifyUnavailableError", "__version__",
+]
+
+# public name -> module that defines it, imported when first asked for (PEP 562)
+_LAZY = {
+    **dict.fromkeys(["Report", "Finding", "Head", "Plan", "Rename", "Severity", "Verdict", "Kind", "Layout"],
+                    "headcheck.model"),
+    **dict.fromkeys(["InputError", "NothingScannedError", "UnsafePickleError"], "headcheck.errors"),
+    **dict.fromkeys(["MigrateResult", "NotConvertibleError", "OutputExistsError", "VerifyFailedError",
+                     "VerifyUnavailableError"], "headcheck.migration.run"),
+    **dict.fromkeys(["Migration", "MigrationError"], "headcheck.migration.plan"),
+}
+
+
+def scan(target: str | PathLike, *, head_type: str | None = None, revision: str | None = None,
+         token: str | None = None) -> Report:
+    """Judge one checkpoint: a local folder or file, or a Hub repository `org/name[@revision]`.
+
+    Reads config files and weight headers only. Raises InputError (unreadable input) or
+    NothingScannedError (nothing recognisable); findings are data in the returned Report.
+    """
+    from .judge.engine import scan_target
+
+    return scan_target(str(target), head_type=head_type, revision=revision, token=token)
+
+
+def migrate(source: str | PathLike, out: str | PathLike, *, head_name: str | None = None,
+            head_type: str | None = None, num_choices: int | None = None, force: bool = False,
+            verify: bool = False, base: str | PathLike | None = None) -> MigrateResult:
+    """Rewrite a convertible local checkpoint into the adapters flex-head layout in `out`.
+
+    Every tensor's bytes are checked and the result must scan as already-flex before `out` appears;
+    `verify=True` also compares outputs and loss with transformers/adapters (the 'verify' extra).
+    Raises NotConvertibleError (with the scan's Report), OutputExistsError, MigrationError,
+    VerifyUnavailableError, InputError or NothingScannedError; nothing is written then.
+    """
+    from pathlib import Path
+
+    from .migration.run import migrate as run_migration
+
+    return run_migration(Path(source), Path(out), head_name=head_name, head_type=head_type,
+                         num_choices=num_choices, force=force, verify=verify, base=base)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'headcheck' has no attribute {name!r}")

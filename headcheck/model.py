@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from . import __version__
+
+SCHEMA_VERSION = 1  # of the JSON report; bumped only when a key other tools read changes
 
 
 class Severity(enum.IntEnum):
@@ -99,3 +103,37 @@ class Report:
 
     def worst(self) -> Severity | None:
         return max((f.severity for f in self.findings), default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report (`--format json`, schema_version 1, headcheck/schemas/report.schema.json)."""
+        head = self.head
+        plan = None
+        if self.plan is not None:
+            plan = asdict(self.plan)
+            plan["renames"] = [asdict(r) for r in self.plan.renames]
+            plan["dropped"] = list(self.plan.dropped)
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "headcheck_version": __version__,
+            "source": self.source,
+            "kind": self.kind.value,
+            "layout": self.layout.value,
+            "model_type": self.model_type,
+            "head": {
+                "type": head.type,
+                "architecture": head.architecture,
+                "problem_type": head.problem_type,
+                "num_labels": head.num_labels,
+                "name": head.name,
+                "evidence": list(head.evidence),
+                "candidates": list(head.candidates),
+            },
+            "verdict": self.verdict.value,
+            "findings": [
+                {"rule": f.rule, "severity": str(f.severity), "message": f.message, "file": f.file, "hint": f.hint,
+                 "key": f.key}
+                for f in self.findings
+            ],
+            "plan": plan,
+            "files": list(self.files),
+        }

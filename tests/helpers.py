@@ -11,8 +11,7 @@ from pathlib import Path
 
 import jsonschema
 
-from headcheck.engine import scan_path
-from headcheck.render.json_report import report_dict
+from headcheck.judge.engine import scan_path
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKPOINTS = REPO / "tests" / "fixtures" / "checkpoints"
@@ -29,7 +28,7 @@ def validated(report_json: dict) -> dict:
 
 def scan(path: Path, **kwargs) -> dict:
     """Scan and return the JSON report (validated), the form other tools consume."""
-    return validated(json.loads(json.dumps(report_dict(scan_path(Path(path), **kwargs)))))
+    return validated(json.loads(json.dumps(scan_path(Path(path), **kwargs).to_dict())))
 
 
 def rules_of(report: dict) -> set[str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from headcheck import ruledata
+from headcheck.judge import ruledata
 from headcheck.errors import InputError, NothingScannedError
 from helpers import CHECKPOINTS, run_cli, rules_of, scan, validated
 

@@ -25,13 +25,13 @@ from pathlib import Path
 import pytest
 from helpers import CHECKPOINTS, REPO
 
-from headcheck import githook
+from headcheck.hooks import prepush as githook
 from headcheck.errors import InputError
 from headcheck.exitcodes import ExitCode
-from headcheck.gitinstall import MARKER
-from headcheck.gitpush import PushedRef, parse_pre_push, push_targets
-from headcheck.gitrepo import Repo
-from headcheck.gittree import materialize
+from headcheck.hooks.install import MARKER
+from headcheck.hooks.push import PushedRef, parse_pre_push, push_targets
+from headcheck.hooks.repo import Repo
+from headcheck.hooks.tree import materialize
 
 Z40 = "0" * 40
 GOOD, BROKEN = "bert-seq-cls", "bert-seq-cls-label-mismatch"

@@ -23,15 +23,14 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="need
 SCRIPT = r"""
 import json, sys, time
 from pathlib import Path
-from headcheck.engine import scan_path
-from headcheck.render.json_report import report_dict
+from headcheck.judge.engine import scan_path
 
 result = {}
 if len(sys.argv) > 1:
     start = time.perf_counter()
     report = scan_path(Path(sys.argv[1]))
     result["scan_seconds"] = time.perf_counter() - start
-    as_dict = report_dict(report)
+    as_dict = report.to_dict()
     result["verdict"] = as_dict["verdict"]
     result["num_labels"] = as_dict["head"]["num_labels"]
     result["rules"] = sorted(f["rule"] for f in as_dict["findings"])

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from headcheck.engine import scan_path, scan_target
+from headcheck.judge.engine import scan_path, scan_target
 from headcheck.errors import InputError
-from headcheck.render.json_report import report_dict
 from helpers import CHECKPOINTS, run_cli, validated
 from hubserver import FakeHub
 
@@ -51,7 +50,7 @@ def hub_env(hub: FakeHub, **extra) -> dict[str, str]:
 
 
 def comparable(report) -> dict:
-    data = validated(json.loads(json.dumps(report_dict(report))))
+    data = validated(json.loads(json.dumps(report.to_dict())))
     # Only a Hub scan can look up an adapter's base model; that evidence line has no local counterpart.
     data["head"]["evidence"] = [e for e in data["head"]["evidence"] if not e.startswith("base model ")]
     return {key: data[key] for key in SAME_AS_LOCAL}
@@ -241,7 +240,7 @@ def test_adapter_repo_checks_its_base_model(hub, tmp_path):
 
 def test_scan_of_hub_repo_imports_no_torch(hub):
     hub.add("acme/bertbin", CHECKPOINTS / "bert-seq-cls-bin")
-    code = ("import sys, headcheck.engine as e; e.scan_target('acme/bertbin'); "
+    code = ("import sys, headcheck.judge.engine as e; e.scan_target('acme/bertbin'); "
             "print(sorted(m for m in ('torch', 'transformers', 'adapters') if m in sys.modules))")
     import subprocess
 

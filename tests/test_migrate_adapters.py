@@ -9,8 +9,8 @@ import pytest
 zoo = pytest.importorskip("zoo")
 torch = pytest.importorskip("torch")
 
-from headcheck.migrate import migrate  # noqa: E402
-from headcheck.verify import compare  # noqa: E402
+from headcheck.migration.run import migrate  # noqa: E402
+from headcheck.migration.verify import compare  # noqa: E402
 
 from helpers import scan  # noqa: E402
 

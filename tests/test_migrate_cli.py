@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from headcheck import migrate as migration
+from headcheck.migration import run as migration
 from helpers import CHECKPOINTS, run_cli, scan
 
 # Every not-convertible situation of the scan issue, as committed fixtures -> the rule codes that explain it.
@@ -210,7 +210,7 @@ def test_progress_bar_on_a_terminal(tmp_path, monkeypatch):
     """On a terminal, stderr shows a byte-count bar fed by migrate's own progress callback."""
     import io
 
-    from headcheck import cli
+    from headcheck.cli import main as cli
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

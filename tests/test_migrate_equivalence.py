@@ -11,8 +11,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 adapters = pytest.importorskip("adapters")
 
-from headcheck.migrate import migrate  # noqa: E402
-from headcheck.verify import OUTPUT_FIELDS, fixed_inputs  # noqa: E402
+from headcheck.migration.run import migrate  # noqa: E402
+from headcheck.migration.verify import OUTPUT_FIELDS, fixed_inputs  # noqa: E402
 
 from helpers import scan  # noqa: E402
 

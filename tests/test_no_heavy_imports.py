@@ -23,8 +23,8 @@ SCRIPT = r"""
 import contextlib, io, json, sys, traceback
 from pathlib import Path
 
-from headcheck.cli import main
-from headcheck.engine import scan_path
+from headcheck.cli.main import main
+from headcheck.judge.engine import scan_path
 from headcheck.errors import InputError, NothingScannedError
 
 results, unexpected = {}, []

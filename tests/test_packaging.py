@@ -95,7 +95,7 @@ def test_wheel_declares_the_console_script(wheel, names):
         metadata = zf.read(f"{dist_info}/METADATA").decode()
     parser = configparser.ConfigParser()
     parser.read_string(entry_points)
-    assert parser["console_scripts"]["headcheck"].strip() == "headcheck.cli:main"
+    assert parser["console_scripts"]["headcheck"].strip() == "headcheck.cli.main:main"
     assert f"Version: {headcheck.__version__}" in metadata.splitlines()
 
 
@@ -103,8 +103,8 @@ INSTALLED_CHECK = r"""
 import json, sys
 from pathlib import Path
 import headcheck
-from headcheck import ruledata
-from headcheck.engine import scan_path
+from headcheck.judge import ruledata
+from headcheck.judge.engine import scan_path
 from importlib import resources
 
 report = scan_path(Path(sys.argv[1]))

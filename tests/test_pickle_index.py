@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from headcheck import pickle_index
+from headcheck.read import pickle_index
 from headcheck.errors import InputError, UnsafePickleError
-from headcheck.pickle_index import read_pickle_index
+from headcheck.read.pickle_index import read_pickle_index
 
 torch = pytest.importorskip("torch")
 
@@ -189,7 +189,7 @@ def test_torch_not_imported(tmp_path):
     path = save({"w": torch.ones(2, 3), "h": torch.ones(2).half()}, tmp_path / REL)
     legacy = save({"w": torch.ones(2, 3)}, tmp_path / "legacy.bin", _use_new_zipfile_serialization=False)
     code = (
-        "import sys, pathlib, headcheck.pickle_index as p\n"
+        "import sys, pathlib, headcheck.read.pickle_index as p\n"
         "for f in sys.argv[1:]:\n"
         "    assert p.read_pickle_index(pathlib.Path(f), 'x')['w'].shape == (2, 3)\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"

@@ -20,7 +20,7 @@ from helpers import REPO
 from pre_commit.clientlib import load_manifest
 from test_githook import BROKEN, GOOD, ModelRepo, git_env
 
-from headcheck.githook import CHECKPOINT_FILES
+from headcheck.hooks.prepush import CHECKPOINT_FILES
 
 MANIFEST = REPO / ".pre-commit-hooks.yaml"
 SOURCE_PARTS = ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml", "headcheck", "rules")

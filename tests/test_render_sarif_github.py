@@ -17,9 +17,10 @@ from helpers import CHECKPOINTS, REPO, run_cli
 from hypothesis import given
 from hypothesis import strategies as st
 
-from headcheck import __version__, ruledata
-from headcheck.engine import scan_path
-from headcheck.locate import line_of
+from headcheck import __version__
+from headcheck.judge import ruledata
+from headcheck.judge.engine import scan_path
+from headcheck.read.locate import line_of
 from headcheck.model import Finding, Head, Kind, Layout, Report, Severity, Verdict
 from headcheck.render import MULTI_RENDERERS, RENDERERS, render
 from headcheck.render.github import escape_data, escape_property, render_github

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from headcheck import ruledata
+from headcheck.judge import ruledata
 
 zoo = pytest.importorskip("zoo")
 torch = pytest.importorskip("torch")

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Sequence
 
 from ..model import Report
-from .json_report import render_json, report_dict
+from .json_report import render_json
 from .text import render_text
 
 
@@ -46,7 +46,7 @@ def _texts(reports: Sequence[Report], color: bool = False) -> str:
 
 
 def _jsons(reports: Sequence[Report], color: bool = False) -> str:
-    return json.dumps([report_dict(report) for report in reports], indent=2, ensure_ascii=False)
+    return json.dumps([report.to_dict() for report in reports], indent=2, ensure_ascii=False)
 
 
 MULTI_RENDERERS: dict[str, Multi] = {"text": _texts, "json": _jsons, "sarif": render_sarif, "github": render_github}

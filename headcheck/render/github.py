@@ -13,8 +13,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import ruledata
-from ..locate import display_path, finding_line, finding_path
+from ..judge import ruledata
+from ..read.locate import display_path, finding_line, finding_path
 from ..model import Finding, Report, Severity
 from .sarif import finding_text
 

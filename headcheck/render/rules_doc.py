@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import ruledata
+from ..judge import ruledata
 
 
 def render_rules_markdown() -> str:

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .. import __version__, ruledata
-from ..locate import checkpoint_dir, display_path, finding_line, finding_path
+from .. import __version__
+from ..judge import ruledata
+from ..read.locate import checkpoint_dir, display_path, finding_line, finding_path
 from ..model import Finding, Report, Severity
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"

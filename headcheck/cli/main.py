@@ -1,0 +1,246 @@
+"""Thin command line: parse flags, call the library, render, map the outcome to an exit code."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import click
+
+from .. import __version__
+from ..judge import ruledata
+from ..errors import InputError, NothingScannedError
+from ..exitcodes import ExitCode
+from ..model import SCHEMA_VERSION
+from ..render import RENDERERS, render
+from .hook import hook
+from .options import FAIL_ON, HEAD_TYPES, use_color
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="headcheck")
+def cli() -> None:
+    """Check adapter/transformers checkpoints before you push them.
+
+    headcheck reads config files and weight headers (never the weights), classifies the prediction
+    head, and says whether it can become an adapters flex head.
+
+    \b
+    Exit codes: 0 nothing wrong, 1 findings at or above --fail-on,
+    2 input unreadable, 3 nothing recognisable scanned, 4 usage error.
+    """
+
+
+@cli.command()
+@click.argument("targets", nargs=-1)
+@click.option("--from-file", type=click.File("r", encoding="utf-8"),
+              help="Read more targets from this file, one per line ('#' starts a comment; '-' is stdin).")
+@click.option("--revision", help="Hub revision (branch, tag or commit) for repo ids; same as org/name@REVISION.")
+@click.option("--token", help="Hub token for private or gated repositories (default: $HF_TOKEN).")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Targets scanned concurrently (useful for many Hub repositories).")
+@click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True,
+              help="Report format: text, json (JSON Lines for several targets), sarif (SARIF 2.1.0) "
+                   "or github (workflow-command annotations).")
+@click.option("--fail-on", type=click.Choice(list(FAIL_ON)), default="error", show_default=True,
+              help="Lowest finding severity that makes the exit code 1.")
+@click.option("--head-type", type=click.Choice(HEAD_TYPES),
+              help="Decide the head type when the weights fit several (verdict 'ambiguous').")
+@click.option("--summary", type=click.Path(path_type=Path, dir_okay=False, writable=True),
+              help="Also append a Markdown summary to this file (e.g. \"$GITHUB_STEP_SUMMARY\").")
+def scan(targets, from_file, revision, token, jobs, fmt, fail_on, head_type, summary) -> None:
+    """Classify the head of each TARGET and judge whether it can become an adapters flex head.
+
+    \b
+    TARGET is a checkpoint folder, a single config/weights file, or a Hugging Face Hub
+    repository id (org/name or org/name@revision). Hub scans read only the JSON files and
+    the weight headers (Range requests), honour HF_TOKEN, HF_ENDPOINT, HF_HUB_CACHE and
+    HF_HUB_OFFLINE=1 (answer from the local cache), and are cached for offline use.
+    Verdicts: convertible, already-flex, no-head, ambiguous, not-convertible.
+    """
+    from ..judge.bulk import scan_many, scan_one
+
+    listed = [line.split("#", 1)[0].strip() for line in from_file] if from_file else []
+    all_targets = [*targets, *filter(None, listed)]
+    if not all_targets:
+        raise click.UsageError("give at least one TARGET (folder, file or org/name) or --from-file")
+    options = dict(head_type=head_type, revision=revision, token=token)
+    threshold = FAIL_ON[fail_on]
+    if len(all_targets) == 1 and from_file is None:
+        outcome = scan_one(all_targets[0], **options)
+        if outcome.error:
+            label = "error" if outcome.exit_code == ExitCode.INPUT_ERROR else "nothing scanned"
+            click.echo(f"headcheck: {label}: {outcome.error}", err=True)
+            sys.exit(outcome.exit_code)
+        click.echo(RENDERERS[fmt](outcome.report, color=fmt == "text" and use_color(sys.stdout)))
+        _append_summary(summary, [outcome.report])
+        sys.exit(_exit_code(outcome, threshold))
+    reports, worst, counts = [], ExitCode.OK, {}
+    with _progress_bar(total=len(all_targets), unit="repo", desc="scanning") as advance:
+        for outcome in scan_many(all_targets, jobs=jobs, **options):
+            advance(1)
+            worst = max(worst, _exit_code(outcome, threshold))
+            verdict = outcome.report.verdict.value if outcome.report else "error"
+            counts[verdict] = counts.get(verdict, 0) + 1
+            if outcome.report:
+                reports.append(outcome.report)
+            if fmt in ("json", "text"):
+                click.echo(_one_line_outcome(outcome) if fmt == "json" else _text_outcome(outcome))
+    if fmt not in ("json", "text"):
+        click.echo(render(fmt, reports))
+    _append_summary(summary, reports)
+    click.echo(f"headcheck: {len(all_targets)} scanned: "
+               + ", ".join(f"{verdict} {n}" for verdict, n in sorted(counts.items())), err=True)
+    sys.exit(worst)
+
+
+def _exit_code(outcome, threshold) -> ExitCode:
+    if outcome.error:
+        return outcome.exit_code
+    worst = outcome.report.worst()
+    return ExitCode.FINDINGS if threshold is not None and worst is not None and worst >= threshold else ExitCode.OK
+
+
+def _one_line_outcome(outcome) -> str:
+    """JSON Lines: a report, or for a target that could not be scanned an error record."""
+    import json
+
+    if outcome.report:
+        return json.dumps(outcome.report.to_dict(), ensure_ascii=False)
+    return json.dumps({"schema_version": SCHEMA_VERSION, "source": outcome.target, "error": outcome.error,
+                       "exit_code": int(outcome.exit_code)}, ensure_ascii=False)
+
+
+def _text_outcome(outcome) -> str:
+    if outcome.report:
+        return RENDERERS["text"](outcome.report, color=use_color(sys.stdout))
+    return f"{outcome.target}: error: {outcome.error}"
+
+
+def _append_summary(summary: Path | None, reports) -> None:
+    if summary is None:
+        return
+    from ..render.summary import render_summary
+
+    with summary.open("a", encoding="utf-8") as out:  # appended, as GitHub's $GITHUB_STEP_SUMMARY expects
+        out.write(render_summary(reports) + "\n")
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
+              help="Folder to write the flex-head checkpoint to; must not exist or be empty unless --force.")
+@click.option("--head-name", default=None, help="Name of the flex head (default: 'default'; for adapter folders the adapter's name).")
+@click.option("--head-type", type=click.Choice(HEAD_TYPES), help="Decide the head type when scan says 'ambiguous'.")
+@click.option("--num-choices", type=click.IntRange(min=2), help="Choices per example for multiple-choice heads (not recorded in checkpoints).")
+@click.option("--force", is_flag=True, help="Replace --out even if it is not empty.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (renames, dropped and added tensors, new config) and write nothing.")
+@click.option("--verify", is_flag=True, help="Before writing --out, load original and result with transformers/adapters "
+              "and compare outputs and loss; a difference above tolerance writes nothing (needs the 'verify' extra).")
+@click.option("--base", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Base model folder for --verify of an adapter folder (default: adapter_config.json's model_name).")
+def migrate(source: Path, out: Path, head_name, head_type, num_choices, force, dry_run, verify, base) -> None:
+    """Rewrite the checkpoint in SOURCE into the adapters flex-head layout, in --out.
+
+    Only checkpoints that `headcheck scan` calls convertible are migrated; anything else is refused
+    with the same findings (exit code 1) and nothing is written. The input is never modified; the
+    output appears only once complete and checked: every tensor's bytes are compared with the
+    source and the result must scan as already-flex.
+    """
+    from ..migration import run as migration
+    from ..render.migration import render_migration
+
+    options = dict(head_name=head_name, head_type=head_type, num_choices=num_choices)
+    try:
+        if dry_run:
+            report, plan = migration.prepare(source, **options)
+            click.echo(render_migration(report, plan, None))
+            return
+        with _progress_bar() as on_bytes:
+            result = migration.migrate(source, out, force=force, verify=verify, base=base, on_bytes=on_bytes,
+                                       **options)
+    except migration.NotConvertibleError as exc:
+        click.echo(RENDERERS["text"](exc.report, color=use_color(sys.stderr)), err=True)
+        click.echo(f"headcheck: not migrated: verdict is {exc.report.verdict.value}; nothing written", err=True)
+        sys.exit(ExitCode.FINDINGS)
+    except (migration.OutputExistsError, migration.VerifyUnavailableError) as exc:
+        raise click.UsageError(str(exc)) from None
+    except migration.VerifyFailedError as exc:
+        _echo_comparison(exc.comparison)
+        click.echo(f"headcheck: error: {exc}", err=True)
+        sys.exit(ExitCode.FINDINGS if exc.comparison else ExitCode.INPUT_ERROR)
+    except (InputError, migration.MigrationError) as exc:
+        click.echo(f"headcheck: error: {exc}", err=True)
+        sys.exit(ExitCode.INPUT_ERROR)
+    except NothingScannedError as exc:
+        click.echo(f"headcheck: nothing scanned: {exc}", err=True)
+        sys.exit(ExitCode.NOTHING_SCANNED)
+    click.echo(render_migration(result.report, result.migration, result))
+    _echo_comparison(result.comparison)
+
+
+def _echo_comparison(c) -> None:
+    if c is not None:
+        click.echo(f"verify: max |logits diff| {c.max_logits_diff:.3g}, |loss diff| {c.loss_diff:.3g} "
+                   f"(tolerance {c.tolerance:g}); missing keys {len(c.missing_keys)}, "
+                   f"unexpected keys {len(c.unexpected_keys)}")
+
+
+class _progress_bar:
+    """A progress bar on stderr, only on a terminal (tqdm comes with huggingface_hub); yields its update."""
+
+    def __init__(self, **tqdm_options):
+        self.options = {"unit": "B", "unit_scale": True, "desc": "writing", **tqdm_options}
+
+    def __enter__(self):
+        if not sys.stderr.isatty():
+            self.bar = None
+            return lambda n: None
+        from tqdm import tqdm
+
+        self.bar = tqdm(file=sys.stderr, leave=False, **self.options)
+        return self.bar.update
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+
+
+@cli.command(short_help="List the rules, or explain one (what it checks, why, example, fix).")
+@click.argument("code", required=False)
+@click.option("--markdown", is_flag=True, help="Print every rule as Markdown (the source of docs/rules.md).")
+def rule(code: str | None, markdown: bool) -> None:
+    """Explain rule CODE (e.g. HC101 or custom-head-weights); without CODE, list all rules."""
+    if markdown:
+        from ..render.rules_doc import render_rules_markdown
+
+        click.echo(render_rules_markdown(), nl=False)
+        return
+    if code is None:
+        for r in ruledata.registry().values():
+            click.echo(f"{r.code}  {r.name:<30} {str(r.severity):<8} {r.summary}")
+        return
+    found = ruledata.lookup(code)
+    if found is None:
+        raise click.UsageError(f"unknown rule {code!r}; run `headcheck rule` for the list")
+    click.echo(f"{found.code} {found.name} ({found.severity})\n\n{found.summary}")
+    for key, title in ruledata.EXPLANATION_SECTIONS.items():
+        click.echo(f"\n## {title}\n" + textwrap.fill(found.explanation[key], width=100))
+
+
+cli.add_command(hook)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:  # usage errors get the contract's code, not click's 2
+        exc.show()
+        sys.exit(ExitCode.USAGE)
+    except ruledata.RuleDataError as exc:
+        click.echo(f"headcheck: broken rule data: {exc}", err=True)
+        sys.exit(ExitCode.INPUT_ERROR)

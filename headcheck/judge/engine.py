@@ -1,0 +1,135 @@
+"""The library entry point: read facts, pick the judge for the checkpoint's layout, assemble the report."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from . import layouts
+from ..errors import InputError, NothingScannedError
+from ..read.facts import Facts, build_facts, build_facts_from
+from .adapter import judge_adapter
+from .full_model import judge_model, model_type_of
+from .peft import judge_peft
+from .judgement import Judgement, final_verdict, finding
+from ..model import Head, Kind, Layout, Report
+from ..read.local import looks_like_repo_id
+
+ROLE_DESCRIPTIONS = {
+    "mlx": "an MLX-LM LoRA adapter config (not adapters, not PEFT)",
+    "fusion": "an adapters AdapterFusion config (fusion layers only, no head to judge)",
+    "foreign": "a JSON file of another tool (no adapters, PEFT or transformers format)",
+}
+FOREIGN_ROLES = {"mlx", "foreign"}
+CARD_LIBRARIES = {"adapter-transformers", "adapters"}
+
+
+def scan_path(path: Path, head_type: str | None = None) -> Report:
+    """Scan a local checkpoint folder or file. Raises InputError / NothingScannedError for unreadable input."""
+    return scan_facts(build_facts(path), head_type)
+
+
+def scan_target(target: str, head_type: str | None = None, revision: str | None = None,
+                token: str | None = None) -> Report:
+    """Scan a local path, or a Hub repository `org/name[@revision]` (headers only, through the HF cache)."""
+    path = Path(target)
+    # `models/missing` next to an existing `models/` folder is a mistyped path, not a Hub repository
+    if path.exists() or not looks_like_repo_id(target) or path.parent.is_dir() and path.parent != Path("."):
+        if revision:
+            raise InputError(f"{target}: --revision applies to Hub repositories, not local paths")
+        return scan_path(path, head_type)
+    from ..read.hub import HubRepo  # huggingface_hub's network stack is only needed for Hub scans
+
+    repo = HubRepo(target, revision=revision, token=token)
+    facts = build_facts_from(repo)
+    adapter_doc = facts.doc("adapter") or {}
+    base = adapter_doc.get("model_name")
+    base_config = repo.base_model_config(base) if isinstance(base, str) else None
+    return scan_facts(facts, head_type, base_config=base_config, base_name=base)
+
+
+def scan_facts(facts: Facts, head_type: str | None = None, base_config: dict | None = None,
+               base_name: str | None = None) -> Report:
+    kind, layout, judgement = _judge(facts, head_type)
+    extra = list(facts.read_findings)
+    extra.extend(_base_model_findings(facts, base_config, base_name))
+    for role, doc in facts.docs.items():
+        if role in FOREIGN_ROLES:
+            extra.append(finding("HC119", f"{doc.file} is {ROLE_DESCRIPTIONS[role]}; ignored", file=doc.file))
+    extra.extend(_card_findings(facts))
+    findings = (*judgement.findings, *extra)
+    verdict = final_verdict(judgement, tuple(extra))
+    model_doc = facts.doc("model") or facts.doc("head") or facts.doc("adapter") or {}
+    return Report(
+        source=facts.root,
+        kind=kind,
+        layout=layout,
+        model_type=model_type_of(model_doc) if model_doc else None,
+        head=_with_base_evidence(judgement.head, base_name, base_config),
+        verdict=verdict,
+        findings=tuple(sorted(findings, key=lambda f: (-f.severity, f.rule))),
+        plan=judgement.plan if verdict.value == "convertible" else None,
+        files=facts.files,
+    )
+
+
+def _judge(facts: Facts, head_type: str | None) -> tuple[Kind, Layout, Judgement]:
+    if facts.doc("peft") is not None:
+        return Kind.PEFT_ADAPTER, Layout.PEFT, judge_peft(facts)
+    if facts.doc("head") is not None or facts.doc("adapter") is not None or (
+        "head" in facts.weights and "model" not in facts.weights
+    ):
+        return Kind.ADAPTER, Layout.ADAPTERS_ADAPTER, judge_adapter(facts)
+    if facts.doc("model") is not None or "model" in facts.weights:
+        judgement = judge_model(facts, head_type)
+        return Kind.FULL_MODEL, _model_layout(facts, judgement), judgement
+    if facts.read_findings:  # e.g. only an unsafe pickle: report it rather than "nothing scanned"
+        return Kind.UNKNOWN, Layout.FOREIGN, judge_model(facts, head_type)
+    described = "; ".join(f"{doc.file} is {ROLE_DESCRIPTIONS.get(role, role)}" for role, doc in facts.docs.items())
+    raise NothingScannedError(f"{facts.root}: nothing headcheck can judge: {described}")
+
+
+def _model_layout(facts: Facts, judgement: Judgement) -> Layout:
+    config = facts.doc("model") or {}
+    arch = judgement.head.architecture or ""
+    if "prediction_heads" in config or arch.endswith("AdapterModel"):
+        return Layout.FLEX
+    if arch.endswith("ModelWithHeads"):
+        return Layout.LEGACY_FLEX
+    if arch and layouts.head_type_of_class(arch) == "none":
+        return Layout.BASE
+    if arch and (layouts.static_layout(arch) or layouts.head_type_of_class(arch)) and arch in (config.get("architectures") or []):
+        return Layout.STATIC
+    return Layout.CUSTOM
+
+
+def _with_base_evidence(head: Head, base_name: str | None, base_config: dict | None) -> Head:
+    """Hub adapter repositories: say what AutoAdapterModel.from_pretrained(base) would build, or that it is unknown."""
+    if not base_name:
+        return head
+    if base_config is None:
+        line = f"base model {base_name}: config not reachable; its family is taken from adapter_config.json"
+    else:
+        fam = layouts.family(base_config.get("model_type"))
+        builds = fam["adapter_model"] if fam else "nothing (adapters does not support this family)"
+        line = f"base model {base_name}: model_type {base_config.get('model_type')!r}, from_pretrained builds {builds}"
+    return dataclasses.replace(head, evidence=(*head.evidence, line))
+
+
+def _base_model_findings(facts: Facts, base_config: dict | None, base_name: str | None):
+    """Adapter repositories load onto AutoAdapterModel.from_pretrained(base): the families must agree."""
+    adapter_type = (facts.doc("adapter") or {}).get("model_type")
+    base_type = (base_config or {}).get("model_type")
+    if base_type and adapter_type and base_type != adapter_type:
+        yield finding("HC126", f"the adapter is for model_type {adapter_type!r} but its base {base_name} is "
+                               f"{base_type!r}", file=facts.doc_file("adapter"), key="model_name",
+                      hint="set model_name to the model the adapter was trained on")
+
+
+def _card_findings(facts: Facts):
+    card = facts.card or {}
+    library = card.get("library_name")
+    tags = card.get("tags") or []
+    if library in CARD_LIBRARIES or (isinstance(tags, list) and CARD_LIBRARIES & set(map(str, tags))):
+        yield finding("HC121", f"README.md declares the adapters library (library_name: {library})", file="README.md",
+                      key="library_name")

@@ -1,0 +1,200 @@
+"""Execute a migration: write into a temporary sibling, check every byte, rescan, then rename into place."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..judge.engine import scan_facts, scan_path
+from ..model import Report, Verdict
+from ..read.facts import build_facts
+from ..read.pickle_index import read_pickle_index
+from ..read.safetensors_header import nbytes, read_safetensors_index
+from .plan import Migration, MigrationError, plan_for
+from .safetensors_writer import ByteComparer, PendingTensor, write_safetensors
+from .tensor_bytes import open_tensor, zero_tensor
+
+
+class NotConvertibleError(Exception):
+    def __init__(self, report: Report):
+        self.report = report
+        super().__init__(f"{report.source}: verdict {report.verdict.value}; nothing written")
+
+
+class OutputExistsError(Exception):
+    """--out exists and is not empty, and --force was not given."""
+
+
+class VerifyUnavailableError(Exception):
+    """verify=True needs the heavy stack (the 'verify' extra), which is not installed."""
+
+
+class VerifyFailedError(MigrationError):
+    """verify=True could not load the checkpoints, or their outputs differ; nothing was written."""
+
+    def __init__(self, message: str, comparison=None):
+        super().__init__(message)
+        self.comparison = comparison
+
+
+@dataclass(frozen=True)
+class MigrateResult:
+    report: Report  # the scan of the input
+    migration: Migration
+    out: Path | None  # None for a dry run
+    tensors_checked: int = 0
+    rescan: Report | None = None
+    comparison: Any = None  # verify.Comparison when verify=True (its module imports torch)
+
+
+def prepare(source: Path, *, head_name: str | None = None, head_type: str | None = None,
+            num_choices: int | None = None) -> tuple[Report, Migration]:
+    """Scan and plan, writing nothing. Raises NotConvertibleError unless convertible or already flex."""
+    facts = build_facts(source)  # read once: the plan needs the same facts the verdict came from
+    report = scan_facts(facts, head_type)
+    if report.verdict is Verdict.ALREADY_FLEX:  # nothing to rewrite: the output is a checked copy
+        return report, Migration(report.kind, (), (), (), {}, None)
+    if report.verdict is not Verdict.CONVERTIBLE:
+        raise NotConvertibleError(report)
+    return report, plan_for(report, facts, head_name=head_name, num_choices=num_choices)
+
+
+def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type: str | None = None,
+            num_choices: int | None = None, force: bool = False, verify: bool = False,
+            base: Path | str | None = None, on_bytes: Callable[[int], None] | None = None,
+            accept: Callable[[Path], None] | None = None) -> MigrateResult:
+    """Write the flex-head checkpoint to `out`. With `verify`, original and result are loaded with
+    transformers/adapters (`base`: the base model of an adapter folder) and must give the same outputs and
+    loss; `accept(folder)` may check the finished output too. Both run before the output is renamed into
+    place, and a failure (MigrationError) discards it."""
+    source, out = Path(source).resolve(), Path(out).resolve()
+    if out == source or source in out.parents:
+        raise OutputExistsError(f"{out}: --out must not be the input folder or inside it")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise OutputExistsError(f"{out} exists and is not empty (use --force to replace it)")
+    comparisons: list = []
+    checks = [_verify_check(source, base, comparisons)] if verify else []
+    checks += [accept] if accept is not None else []
+    report, migration = prepare(source, head_name=head_name, head_type=head_type, num_choices=num_choices)
+    tmp = out.parent / f".{out.name}.headcheck-{os.getpid()}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        tmp.mkdir(parents=True)
+        _write(source, tmp, migration, on_bytes)
+        checked = _check_bytes(source, tmp, migration)
+        rescan = scan_path(tmp)
+        if rescan.verdict is not Verdict.ALREADY_FLEX:
+            raise MigrationError(f"the rewritten checkpoint scans as {rescan.verdict.value}, not already-flex: "
+                                 + "; ".join(f"{f.rule} {f.message}" for f in rescan.findings))
+        for check in checks:
+            check(tmp)
+        _replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # the output is the checked folder, renamed: its rescan only needs the new name
+    return MigrateResult(report, migration, out, checked, dataclasses.replace(rescan, source=str(out)),
+                         comparisons[0] if comparisons else None)
+
+
+def _verify_check(source: Path, base: Path | str | None, comparisons: list) -> Callable[[Path], None]:
+    """The outputs comparison as a check of the finished output, before it is renamed into place."""
+    try:
+        from .verify import compare
+    except ImportError as exc:
+        raise VerifyUnavailableError(f"verify needs the heavy extra: pip install 'headcheck[verify]' ({exc})") from None
+
+    def check(folder: Path) -> None:
+        try:
+            comparison = compare(source, folder, base=base)
+        except (ValueError, OSError) as exc:  # no base model to load an adapter onto, or it cannot be loaded
+            raise VerifyFailedError(f"--verify: {str(exc).splitlines()[0]} (see --base)") from None
+        comparisons.append(comparison)
+        if not comparison.ok:
+            raise VerifyFailedError("--verify: outputs differ beyond tolerance; nothing written", comparison)
+
+    return check
+
+
+def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> None:
+    for output in migration.outputs:
+        if output.is_pickle:
+            _write_pickle(source, tmp, output)
+            continue
+        pending = [
+            PendingTensor(m.target, m.source.dtype, m.shape, nbytes(m.source.dtype, m.source.shape),
+                          functools.partial(open_tensor, source, m.source))
+            for m in output.moves
+        ]
+        for added in output.added:
+            length = nbytes(added.dtype, added.shape)
+            pending.append(PendingTensor(added.target, added.dtype, added.shape, length,
+                                         functools.partial(zero_tensor, length)))
+        write_safetensors(tmp / output.name, pending, on_bytes)
+    if migration.index_file:
+        _write_index(tmp, migration)
+    for name, content in migration.configs.items():
+        (tmp / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    replaced = set(migration.replaced_files) | set(migration.configs) | {o.name for o in migration.outputs}
+    for entry in sorted(source.iterdir()):
+        if entry.name in replaced:
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, tmp / entry.name, symlinks=True)
+        else:
+            shutil.copy2(entry, tmp / entry.name)
+
+
+def _write_index(tmp: Path, migration: Migration) -> None:
+    weight_map = {}
+    total = 0
+    for output in migration.outputs:
+        for name, info in read_safetensors_index(tmp / output.name, output.name)[0].items():
+            weight_map[name] = output.name
+            total += info.span[1] - info.span[0]
+    index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
+    (tmp / migration.index_file).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+
+
+def _write_pickle(source: Path, tmp: Path, output) -> None:
+    """Small adapter head files only: torch writes its own format (loaded back with weights_only=True)."""
+    import torch
+
+    state = torch.load(source / output.moves[0].source.file, map_location="cpu", weights_only=True)
+    torch.save({m.target: state[m.source.name] for m in output.moves}, tmp / output.name)
+
+
+def _check_bytes(source: Path, tmp: Path, migration: Migration) -> int:
+    """Re-read the written headers and compare every tensor's bytes with the source bytes they came from."""
+    checked, comparer = 0, ByteComparer()
+    for output in migration.outputs:
+        path = tmp / output.name
+        written = read_pickle_index(path, output.name) if output.is_pickle else read_safetensors_index(path, output.name)[0]
+        expected = {m.target: m for m in output.moves}
+        zeros = {a.target for a in output.added}
+        if set(written) != set(expected) | zeros:
+            raise MigrationError(f"{output.name}: written tensors differ from the plan")
+        for name, info in written.items():
+            want = zero_tensor(nbytes(info.dtype, info.shape)) if name in zeros else open_tensor(source, expected[name].source)
+            with open_tensor(tmp, info) as (got, length), want as (wanted, wanted_length):
+                if length != wanted_length or not comparer.same(got, wanted, length):
+                    raise MigrationError(f"{output.name}: bytes of {name} differ from the source")
+            checked += 1
+    return checked
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    if out.exists():
+        backup = out.parent / f".{out.name}.headcheck-old-{os.getpid()}"
+        out.rename(backup)
+        tmp.rename(out)
+        shutil.rmtree(backup, ignore_errors=True) if backup.is_dir() else backup.unlink()
+    else:
+        tmp.rename(out)

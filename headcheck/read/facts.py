@@ -1,0 +1,175 @@
+"""Facts: one immutable description of a checkpoint, built once from config files and weight headers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from . import sniff
+from .config_fields import check_fields
+from ..errors import InputError, NothingScannedError, UnsafePickleError
+from ..model import Finding, Severity
+from .local import LocalFolder, Source, check_not_pointer, read_card_file, read_json_file, read_weights_file
+from .tensor_info import TensorInfo
+
+# Weight files by standard name -> weight role. safetensors first: transformers prefers it when both exist.
+WEIGHT_FILES = {
+    "model.safetensors": "model",
+    "pytorch_model.bin": "model",
+    "adapter.safetensors": "adapter",
+    "pytorch_adapter.bin": "adapter",
+    "model_head.safetensors": "head",
+    "pytorch_model_head.bin": "head",
+    "adapter_model.safetensors": "peft",
+    "adapter_model.bin": "peft",
+}
+SHARD_INDEXES = {"model.safetensors.index.json": "model", "pytorch_model.bin.index.json": "model"}
+CONFIG_FILES = ("config.json", "adapter_config.json", "head_config.json", "adapter_fusion_config.json")
+CARD_FILE = "README.md"
+
+
+@dataclass(frozen=True)
+class ConfigDoc:
+    file: str
+    role: str  # one of sniff.ROLES
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Facts:
+    root: str
+    files: tuple[str, ...]
+    docs: Mapping[str, ConfigDoc]  # role -> document
+    weights: Mapping[str, Mapping[str, TensorInfo]]  # weight role -> tensor name -> info
+    weight_files: Mapping[str, tuple[str, ...]]
+    card: Mapping[str, Any] | None = None
+    read_findings: tuple[Finding, ...] = field(default=())
+
+    def doc(self, role: str) -> Mapping[str, Any] | None:
+        found = self.docs.get(role)
+        return found.data if found else None
+
+    def doc_file(self, role: str) -> str | None:
+        found = self.docs.get(role)
+        return found.file if found else None
+
+
+def _read_shards(source: Source, index_rel: str) -> tuple[dict[str, TensorInfo], tuple[str, ...]]:
+    index = source.read_json(index_rel)
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise InputError(f"{index_rel}: not a shard index (no weight_map of tensor name -> file)")
+    tensors: dict[str, TensorInfo] = {}
+    shards = tuple(sorted(set(weight_map.values())))
+    present = set(source.files())
+    for shard in shards:
+        posix = PurePosixPath(shard)
+        if posix.is_absolute() or ".." in posix.parts:
+            raise InputError(f"{index_rel}: shard {shard!r} lies outside the checkpoint folder")
+        if shard not in present:
+            raise InputError(f"{index_rel}: shard {shard!r} is missing")
+        tensors.update(source.read_weights(shard))
+    missing = sorted(set(weight_map) - set(tensors))
+    if missing:
+        raise InputError(f"{index_rel}: {len(missing)} tensors listed but absent from their shards, e.g. {missing[0]!r}")
+    return tensors, (index_rel, *shards)
+
+
+class _Collector:
+    def __init__(self):
+        self.docs: dict[str, ConfigDoc] = {}
+        self.weights: dict[str, dict[str, TensorInfo]] = {}
+        self.weight_files: dict[str, list[str]] = {}
+        self.findings: list[Finding] = []
+
+    def add_doc(self, rel: str, data: Any, expected_name: str | None) -> None:
+        role = sniff.json_role(data, expected_name)
+        check_fields(role, data, rel)
+        self.docs.setdefault(role, ConfigDoc(rel, role, MappingProxyType(data) if isinstance(data, dict) else {}))
+
+    def add_weights(self, role: str, rel: str, read) -> None:
+        if role in self.weights:  # the safetensors twin was read already
+            return
+        try:
+            tensors, files = read()
+        except UnsafePickleError as exc:
+            self.findings.append(
+                Finding(
+                    "HC001",
+                    Severity.ERROR,
+                    f"{rel} references code outside the allow-list ({', '.join(exc.globals_found)}); not loaded",
+                    file=rel,
+                    hint="re-save the weights as safetensors from a trusted copy",
+                )
+            )
+            self.weight_files[role] = [rel]
+            self.weights[role] = {}
+            return
+        self.weights[role] = tensors
+        self.weight_files[role] = list(files)
+
+
+def build_facts(path: Path) -> Facts:
+    """Read a local checkpoint folder, or a single config/weights file, into Facts (headers only)."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    if path.is_dir():
+        return build_facts_from(LocalFolder(path))
+    collector = _Collector()
+    _collect_file(collector, path)
+    return _facts(str(path), (path.name,), collector, None)
+
+
+def build_facts_from(source: Source) -> Facts:
+    """Read a checkpoint folder from any source (local folder, Hub repository, git tree) into Facts."""
+    files = source.files()
+    collector = _Collector()
+    for name in CONFIG_FILES:
+        if name in files:
+            collector.add_doc(name, source.read_json(name), name)
+    for name, role in SHARD_INDEXES.items():
+        if name in files:
+            collector.add_weights(role, name, lambda name=name: _read_shards(source, name))
+    for name, role in WEIGHT_FILES.items():
+        if name in files:
+            collector.add_weights(role, name, lambda name=name: (source.read_weights(name), (name,)))
+    card = source.read_card(CARD_FILE) if CARD_FILE in files else None
+    return _facts(source.label, files, collector, card)
+
+
+def _facts(root: str, files: tuple[str, ...], collector: _Collector, card) -> Facts:
+    if not collector.docs and not collector.weights and not collector.findings:
+        raise NothingScannedError(f"{root}: no checkpoint files found (config.json, adapter_config.json, head_config.json, weights)")
+    return Facts(
+        root=root,
+        files=files,
+        docs=MappingProxyType(collector.docs),
+        weights=MappingProxyType({k: MappingProxyType(v) for k, v in collector.weights.items()}),
+        weight_files=MappingProxyType({k: tuple(v) for k, v in collector.weight_files.items()}),
+        card=card,
+        read_findings=tuple(collector.findings),
+    )
+
+
+def _collect_file(collector: _Collector, path: Path) -> None:
+    name = path.name
+    if name.endswith((".safetensors", ".bin")):
+        role = sniff.weight_role(name)
+        collector.add_weights(role, name, lambda: (read_weights_file(path, name), (name,)))
+    elif name.endswith(".json"):
+        data = read_json_file(path, name)
+        if sniff.is_shard_index(data):
+            collector.add_weights("model", name, lambda: (sniff.names_only_index(data, name), ()))
+        else:
+            collector.add_doc(name, data, name if name in CONFIG_FILES else None)
+    elif name == CARD_FILE or name.endswith(".md"):
+        card = read_card_file(path)
+        raise NothingScannedError(
+            f"{name}: a model card only, no checkpoint files"
+            + (f" (card declares library {card.get('library_name')!r})" if card and card.get("library_name") else "")
+        )
+    else:
+        check_not_pointer(path, name)
+        raise NothingScannedError(f"{name}: not a checkpoint file (expected config JSON, .safetensors or .bin)")

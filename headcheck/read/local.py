@@ -1,0 +1,85 @@
+"""Where checkpoint bytes come from. Facts are built from any Source; only sources do I/O on checkpoints."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import InputError
+from .lfs import is_lfs_pointer
+from .safetensors_header import read_safetensors_index
+from .tensor_info import TensorInfo
+
+
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
+
+
+def looks_like_repo_id(target: str) -> bool:
+    """`org/name` or `org/name@revision`, as the Hub spells repository ids."""
+    return bool(REPO_ID.match(target))
+
+
+class Source(Protocol):
+    label: str  # how reports name the checkpoint
+
+    def files(self) -> tuple[str, ...]: ...
+
+    def read_json(self, rel: str) -> Any: ...
+
+    def read_weights(self, rel: str) -> dict[str, TensorInfo]: ...
+
+    def read_card(self, rel: str) -> dict[str, Any] | None: ...
+
+
+def check_not_pointer(path: Path, rel: str) -> None:
+    if is_lfs_pointer(path):
+        raise InputError(f"{rel}: LFS pointer, not the real file: run `git lfs pull`")
+
+
+def read_json_file(path: Path, rel: str) -> Any:
+    check_not_pointer(path, rel)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"{rel}: not a text file, expected JSON") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{rel}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+
+
+def read_weights_file(path: Path, rel: str) -> dict[str, TensorInfo]:
+    check_not_pointer(path, rel)
+    if rel.endswith(".safetensors"):
+        return read_safetensors_index(path, rel)[0]
+    from .pickle_index import read_pickle_index  # pickletools and zipfile only for .bin files
+
+    return read_pickle_index(path, rel)
+
+
+def read_card_file(path: Path) -> dict[str, Any] | None:
+    # huggingface_hub's own front-matter reader; imported lazily since most folders have no card worth it.
+    from huggingface_hub.repocard import metadata_load
+
+    try:
+        return metadata_load(path) or None
+    except Exception:  # a broken card is context only, never a reason to fail a scan
+        return None
+
+
+class LocalFolder:
+    def __init__(self, root: Path):
+        self.root = root
+        self.label = str(root)
+
+    def files(self) -> tuple[str, ...]:
+        return tuple(sorted(p.name for p in self.root.iterdir() if p.is_file()))
+
+    def read_json(self, rel: str) -> Any:
+        return read_json_file(self.root / rel, rel)
+
+    def read_weights(self, rel: str) -> dict[str, TensorInfo]:
+        return read_weights_file(self.root / rel, rel)
+
+    def read_card(self, rel: str) -> dict[str, Any] | None:
+        return read_card_file(self.root / rel)
