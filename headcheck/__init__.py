@@ -17,7 +17,7 @@ from __future__ import annotations
 from os import PathLike
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from .version import __version__
 
 if TYPE_CHECKING:
     from .migration.run import MigrateResult

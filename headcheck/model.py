@@ -6,7 +6,7 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import __version__
+from .version import __version__
 
 SCHEMA_VERSION = 1  # of the JSON report; bumped only when a key other tools read changes
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .. import __version__
+from ..version import __version__
 from ..judge import ruledata
 from ..errors import InputError, NothingScannedError
 from ..exitcodes import ExitCode

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .. import __version__
+from ..version import __version__
 from ..judge import ruledata
 from ..read.locate import checkpoint_dir, display_path, finding_line, finding_path
 from ..model import Finding, Report, Severity
