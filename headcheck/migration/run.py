@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -17,8 +18,8 @@ from ..read.facts import build_facts
 from ..read.pickle_index import read_pickle_index
 from ..read.safetensors_header import nbytes, read_safetensors_index
 from .plan import Migration, MigrationError, plan_for
-from .safetensors_writer import ByteComparer, PendingTensor, write_safetensors
-from .tensor_bytes import open_tensor, zero_tensor
+from .safetensors_writer import WRITERS, PendingTensor, write_safetensors
+from .tensor_bytes import digest_of, tensor_chunks, zero_chunks
 
 
 class NotConvertibleError(Exception):
@@ -87,8 +88,8 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
         shutil.rmtree(tmp)
     try:
         tmp.mkdir(parents=True)
-        _write(source, tmp, migration, on_bytes)
-        checked = _check_bytes(source, tmp, migration)
+        digests = _write(source, tmp, migration, on_bytes)
+        checked = _check_bytes(source, tmp, migration, digests)
         rescan = scan_path(tmp)
         if rescan.verdict is not Verdict.ALREADY_FLEX:
             raise MigrationError(f"the rewritten checkpoint scans as {rescan.verdict.value}, not already-flex: "
@@ -123,21 +124,24 @@ def _verify_check(source: Path, base: Path | str | None, comparisons: list) -> C
     return check
 
 
-def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> None:
+def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tuple[str, str], bytes]:
+    """Write every output; return the digest of each tensor's bytes as written, by (file, tensor)."""
+    digests = {}
     for output in migration.outputs:
         if output.is_pickle:
             _write_pickle(source, tmp, output)
             continue
         pending = [
             PendingTensor(m.target, m.source.dtype, m.shape, nbytes(m.source.dtype, m.source.shape),
-                          functools.partial(open_tensor, source, m.source))
+                          functools.partial(tensor_chunks, source, m.source))
             for m in output.moves
         ]
         for added in output.added:
             length = nbytes(added.dtype, added.shape)
             pending.append(PendingTensor(added.target, added.dtype, added.shape, length,
-                                         functools.partial(zero_tensor, length)))
-        write_safetensors(tmp / output.name, pending, on_bytes)
+                                         functools.partial(zero_chunks, length)))
+        written = write_safetensors(tmp / output.name, pending, on_bytes)
+        digests.update(((output.name, name), digest) for name, digest in written.items())
     if migration.index_file:
         _write_index(tmp, migration)
     for name, content in migration.configs.items():
@@ -150,6 +154,7 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> None:
             shutil.copytree(entry, tmp / entry.name, symlinks=True)
         else:
             shutil.copy2(entry, tmp / entry.name)
+    return digests
 
 
 def _write_index(tmp: Path, migration: Migration) -> None:
@@ -171,22 +176,34 @@ def _write_pickle(source: Path, tmp: Path, output) -> None:
     torch.save({m.target: state[m.source.name] for m in output.moves}, tmp / output.name)
 
 
-def _check_bytes(source: Path, tmp: Path, migration: Migration) -> int:
-    """Re-read the written headers and compare every tensor's bytes with the source bytes they came from."""
-    checked, comparer = 0, ByteComparer()
-    for output in migration.outputs:
-        path = tmp / output.name
-        written = read_pickle_index(path, output.name) if output.is_pickle else read_safetensors_index(path, output.name)[0]
-        expected = {m.target: m for m in output.moves}
-        zeros = {a.target for a in output.added}
-        if set(written) != set(expected) | zeros:
-            raise MigrationError(f"{output.name}: written tensors differ from the plan")
-        for name, info in written.items():
-            want = zero_tensor(nbytes(info.dtype, info.shape)) if name in zeros else open_tensor(source, expected[name].source)
-            with open_tensor(tmp, info) as (got, length), want as (wanted, wanted_length):
-                if length != wanted_length or not comparer.same(got, wanted, length):
+def _check_bytes(source: Path, tmp: Path, migration: Migration, digests: dict[tuple[str, str], bytes]) -> int:
+    """Re-read the written headers and every written tensor's bytes; each must match the digest of what was
+    read from the source while writing (for files torch wrote, the source bytes are digested here).
+    Tensors are digested on two threads (digesting releases the GIL)."""
+    checked = 0
+    with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+        for output in migration.outputs:
+            path = tmp / output.name
+            written = read_pickle_index(path, output.name) if output.is_pickle else read_safetensors_index(path, output.name)[0]
+            expected = {m.target: m for m in output.moves}
+            zeros = {a.target for a in output.added}
+            if set(written) != set(expected) | zeros:
+                raise MigrationError(f"{output.name}: written tensors differ from the plan")
+
+            def wanted(name: str, info) -> bytes:
+                if (output.name, name) in digests:
+                    return digests[output.name, name]
+                return digest_of(zero_chunks(nbytes(info.dtype, info.shape)) if name in zeros
+                                 else tensor_chunks(source, expected[name].source))
+
+            def same(item) -> bool:
+                name, info = item
+                return digest_of(tensor_chunks(tmp, info)) == wanted(name, info)
+
+            for (name, _), ok in zip(written.items(), pool.map(same, written.items())):
+                if not ok:
                     raise MigrationError(f"{output.name}: bytes of {name} differ from the source")
-            checked += 1
+                checked += 1
     return checked
 
 

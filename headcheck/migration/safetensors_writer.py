@@ -5,19 +5,21 @@ Hand-written because safetensors' own writers need every tensor in memory (torch
 
 from __future__ import annotations
 
-import errno
-import io
+import contextlib
 import json
 import os
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, ContextManager, Iterable
+from typing import Callable, Iterable, Iterator
+
+import xxhash
 
 from ..read.safetensors_header import nbytes
 
 ALIGNMENT = 8  # the format pads the header so tensor data starts 8-byte aligned
-_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP}
+WRITERS = 2  # threads writing one file: the copy is memory-bound, a second core doubles it
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class PendingTensor:
     dtype: str
     shape: tuple[int, ...]
     length: int
-    open: Callable[[], ContextManager[tuple[BinaryIO, int]]]  # yields (stream at first byte, length)
+    chunks: Callable[[], Iterator[memoryview]]  # the tensor's bytes, in order
 
 
 def header_bytes(tensors: Iterable[PendingTensor], metadata: dict[str, str]) -> bytes:
@@ -41,70 +43,56 @@ def header_bytes(tensors: Iterable[PendingTensor], metadata: dict[str, str]) -> 
     return raw + b" " * (-len(raw) % ALIGNMENT)
 
 
-def write_safetensors(path: Path, tensors: list[PendingTensor], on_bytes: Callable[[int], None] | None = None,
-                      chunk: int = 1 << 20) -> None:
-    """Write `tensors` in order. Bytes from plain files are copied in the kernel (os.copy_file_range)."""
+def write_safetensors(path: Path, tensors: list[PendingTensor],
+                      on_bytes: Callable[[int], None] | None = None) -> dict[str, bytes]:
+    """Write `tensors` in order, reading each source byte once; return each tensor's digest of the bytes
+    as read, for checking the finished file. Every tensor's place is known from the header, so two
+    threads write the two halves of the data at once (writing and digesting release the GIL)."""
     raw = header_bytes(tensors, {"format": "pt"})
-    buffer = bytearray(chunk)
+    data_start = 8 + len(raw)
+    placed, offset = [], data_start
+    for tensor in tensors:
+        placed.append((tensor, offset))
+        offset += tensor.length
     with path.open("wb") as sink:
-        sink.write(struct.pack("<Q", len(raw)))
-        sink.write(raw)
-        for tensor in tensors:
-            with tensor.open() as (source, length):
-                if not (isinstance(source, io.BufferedReader) and _copy_in_kernel(source, sink, length, on_bytes)):
-                    _copy_through_python(source, sink, length, buffer, on_bytes, tensor.name)
+        sink.write(struct.pack("<Q", len(raw)) + raw)
+        sink.truncate(offset)
+        fd = sink.fileno()
+        with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+            halves = pool.map(lambda group: _write_group(fd, group, on_bytes), split_by_bytes(placed, WRITERS))
+            return {name: digest for half in halves for name, digest in half}
 
 
-def _copy_in_kernel(source: io.BufferedReader, sink: BinaryIO, length: int, on_bytes) -> bool:
-    """Copy with os.copy_file_range; False (nothing copied) where the kernel or file system cannot."""
-    sink.flush()
-    src_at, dst_at, remaining = source.tell(), sink.tell(), length
-    while remaining:
-        try:
-            copied = os.copy_file_range(source.fileno(), sink.fileno(), remaining, src_at, dst_at)
-        except (AttributeError, OSError) as exc:  # not Linux, or EXDEV/ENOSYS/EINVAL
-            if remaining == length and (isinstance(exc, AttributeError) or exc.errno in _NO_KERNEL_COPY):
-                return False
-            raise
-        if not copied:
-            raise OSError(f"source ended {remaining} bytes early (truncated file?)")
-        src_at, dst_at, remaining = src_at + copied, dst_at + copied, remaining - copied
-        if on_bytes:
-            on_bytes(copied)
-    sink.seek(dst_at)
-    return True
+def split_by_bytes(items: list[tuple[PendingTensor, int]], parts: int) -> list[list[tuple[PendingTensor, int]]]:
+    """Consecutive groups of about equal byte counts."""
+    total = sum(tensor.length for tensor, _ in items) or 1
+    groups: list[list] = [[] for _ in range(parts)]
+    done = 0
+    for item in items:
+        groups[min(parts - 1, done * parts // total)].append(item)
+        done += item[0].length
+    return [group for group in groups if group]
 
 
-def _copy_through_python(source: BinaryIO, sink: BinaryIO, length: int, buffer: bytearray, on_bytes,
-                         name: str) -> None:
-    view = memoryview(buffer)
-    remaining = length
-    while remaining:
-        read = source.readinto(view[:min(len(buffer), remaining)])
-        if not read:
-            raise OSError(f"{name}: source ended {remaining} bytes early (truncated file?)")
-        sink.write(view[:read])
-        remaining -= read
-        if on_bytes:
-            on_bytes(read)
+def _write_group(fd: int, group: list[tuple[PendingTensor, int]], on_bytes) -> list[tuple[str, bytes]]:
+    digests = []
+    for tensor, offset in group:
+        digest, at = xxhash.xxh3_128(), offset
+        chunks = tensor.chunks()
+        with contextlib.closing(chunks):
+            for chunk in chunks:
+                digest.update(chunk)
+                _pwrite_all(fd, chunk, at)
+                at += len(chunk)
+                if on_bytes:
+                    on_bytes(len(chunk))
+        if at - offset != tensor.length:
+            raise OSError(f"{tensor.name}: the source gave {at - offset} bytes, not {tensor.length}")
+        digests.append((tensor.name, digest.digest()))
+    return digests
 
 
-class ByteComparer:
-    """Compares streams block by block, reusing two buffers (zero-filling new ones per tensor cost more
-    than the comparison itself)."""
-
-    def __init__(self, chunk: int = 1 << 20):
-        self.left, self.right = bytearray(chunk), bytearray(chunk)
-
-    def same(self, left: BinaryIO, right: BinaryIO, length: int) -> bool:
-        a, b, size = self.left, self.right, len(self.left)
-        remaining = length
-        while remaining:
-            n = min(size, remaining)
-            if left.readinto(memoryview(a)[:n]) != n or right.readinto(memoryview(b)[:n]) != n:
-                return False
-            # bytearray equality is a memcmp; memoryview equality compares item by item in a slow path
-            if (a != b) if n == size else (a[:n] != b[:n]):
-                return False
-            remaining -= n
-        return True
+def _pwrite_all(fd: int, chunk: memoryview, at: int) -> None:
+    while chunk:  # a write may take only part of a large chunk
+        written = os.pwrite(fd, chunk, at)
+        chunk, at = chunk[written:], at + written

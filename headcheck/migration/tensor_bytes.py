@@ -1,34 +1,79 @@
-"""Open the bytes of one tensor in its source file, as a bounded stream, for copying without loading."""
+"""One tensor's bytes in its file, as a stream of chunks, read without loading the checkpoint.
+
+safetensors files are mapped window by window (MAP_POPULATE): writing a chunk from the mapping copies
+it once, as `cp` does in the kernel, and peak memory stays at two windows whatever the checkpoint size.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import io
+import mmap
 import zipfile
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import Iterator
+
+import xxhash
 
 from ..errors import InputError
 from ..read.tensor_info import TensorInfo
 
+WINDOW = 8 << 20  # bytes mapped (or read) at a time
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: fault the window in with one call
 
-@contextlib.contextmanager
-def open_tensor(root: Path, info: TensorInfo) -> Iterator[tuple[BinaryIO, int]]:
-    """Yield (stream positioned at the tensor's first byte, byte count)."""
+
+def tensor_chunks(root: Path, info: TensorInfo) -> Iterator[memoryview]:
+    """The tensor's bytes in order, as chunks valid until the next one is requested."""
     if info.span is None:
         raise InputError(f"{info.file}: tensor {info.name!r} is not stored contiguously; re-save it to migrate")
     start, end = info.span
     if info.storage is None:  # safetensors: the span is absolute in the file
         with (root / info.file).open("rb") as fh:
-            fh.seek(start)
-            yield fh, end - start
+            yield from _mapped(fh.fileno(), start, end, info)
         return
+    # torch.save never compresses storages, so a stored member seeks cheaply
     with zipfile.ZipFile(root / info.file) as archive, archive.open(info.storage) as member:
-        # Stored (uncompressed) members seek cheaply; torch.save never compresses storages.
         member.seek(start)
-        yield member, end - start
+        buffer = memoryview(bytearray(min(WINDOW, end - start)))
+        remaining = end - start
+        while remaining:
+            read = member.readinto(buffer[:min(len(buffer), remaining)])
+            if not read:
+                raise InputError(f"{info.file}: {info.name} ends {remaining} bytes early (truncated file?)")
+            yield buffer[:read]
+            remaining -= read
 
 
-@contextlib.contextmanager
-def zero_tensor(length: int) -> Iterator[tuple[BinaryIO, int]]:
-    yield io.BytesIO(bytes(length)), length
+def _mapped(fd: int, start: int, end: int, info: TensorInfo) -> Iterator[memoryview]:
+    at = start
+    while at < end:
+        base = at - at % mmap.ALLOCATIONGRANULARITY  # mappings start at a granularity boundary
+        length = min(end, base + WINDOW) - base
+        try:
+            window = mmap.mmap(fd, length, offset=base, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ)
+        except ValueError:  # the span reaches past the end of the file
+            raise InputError(f"{info.file}: {info.name} ends {end - at} bytes early (truncated file?)") from None
+        view = memoryview(window)
+        chunk = view[at - base:length]
+        try:
+            yield chunk
+        finally:  # released here, so that the mapping can close whatever references the caller still holds
+            chunk.release()
+            view.release()
+            window.close()
+        at = base + length
+
+
+def zero_chunks(length: int) -> Iterator[memoryview]:
+    zeros = memoryview(bytes(min(WINDOW, length)))
+    while length:
+        yield zeros[:min(len(zeros), length)]
+        length -= min(len(zeros), length)
+
+
+def digest_of(chunks: Iterator[memoryview]) -> bytes:
+    """xxh3-128 of a tensor's bytes: what the write saw, compared with what the file holds afterwards."""
+    digest = xxhash.xxh3_128()
+    with contextlib.closing(chunks):
+        for chunk in chunks:
+            digest.update(chunk)
+    return digest.digest()
