@@ -16,15 +16,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-import requests
-from huggingface_hub import HfApi, constants, errors, get_session, hf_hub_download, hf_hub_url
+from huggingface_hub import HfApi, constants, errors, hf_hub_download, hf_hub_url
 from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
 from ..errors import InputError
+from . import hub_http
+from .local import looks_like_repo_id, read_card_file, read_json_file
 from .pickle_index import read_pickle_index
 from .safetensors_header import MAX_HEADER_BYTES, parse_header
-from .local import looks_like_repo_id, read_card_file, read_json_file
 from .tensor_info import TensorInfo
 
 # First ranged read of a safetensors file: most headers fit; the budget is "headers + 64 KB".
@@ -117,15 +117,13 @@ class HubRepo:
             self.repo_id, rel, revision=self.sha, cache_dir=self.cache_dir, token=self.token,
             endpoint=self.endpoint, local_files_only=self.offline, etag_timeout=self.timeout)))
 
-    # --- ranged reads (huggingface_hub has no API for a bounded range: its safetensors helper always
-    # asks for 100,000 bytes, more than the header budget of small-header files)
+    # --- ranged reads (hub_http.py says why they are not huggingface_hub's own)
     def _get_range(self, rel: str, start: int, end: int | None) -> tuple[bytes, int]:
         """Bytes start..end (inclusive; end None = suffix of -start bytes) and the file's total size."""
         url = hf_hub_url(self.repo_id, rel, revision=self.sha, endpoint=self.endpoint)
         spec = f"bytes={start}-{end}" if end is not None else f"bytes=-{start}"
         headers = {**build_hf_headers(token=self.token), "Range": spec}
-        response = self._retrying(lambda: get_session().get(url, headers=headers, timeout=self.timeout,
-                                                            allow_redirects=True))
+        response = self._retrying(lambda: hub_http.ranged_get(url, headers, self.timeout))
         hf_raise_for_status(response)
         total = response.headers.get("Content-Range", "").rpartition("/")[2]
         if response.status_code != 206 or not total.isdigit():
@@ -154,7 +152,7 @@ class HubRepo:
         return parse_header(head[8:8 + length], total - 8 - length, rel)[0]
 
     # --- errors and retries
-    def _retrying(self, call: Callable[[], requests.Response]) -> requests.Response:
+    def _retrying(self, call: Callable[[], Any]) -> Any:
         for attempt in range(self.retries + 1):
             response = call()
             if response.status_code not in RETRY_STATUS or attempt == self.retries:
@@ -174,7 +172,7 @@ class HubRepo:
                     time.sleep(_backoff(attempt, exc.response))
                     continue
                 raise self._explain(exc, rel) from None
-            except (errors.LocalEntryNotFoundError, requests.RequestException, OSError) as exc:
+            except (errors.LocalEntryNotFoundError, *hub_http.transport_errors(), OSError) as exc:
                 raise self._explain(exc, rel) from None
         raise AssertionError("unreachable")
 
@@ -201,10 +199,11 @@ class HubRepo:
                 return InputError(f"{what}: rate limited by the Hub (429) after {self.retries} retries; "
                                   "wait, or set HF_TOKEN for a higher limit")
             return InputError(f"{what}: the Hub answered HTTP {status} after {self.retries} retries")
-        if isinstance(exc, requests.Timeout):
+        failure = hub_http.failure_kind(exc)
+        if failure == "timeout":
             return InputError(f"{what}: timed out after {self.timeout:g}s talking to {self.endpoint} "
                               "(HEADCHECK_HUB_TIMEOUT raises the limit)")
-        if isinstance(exc, requests.ConnectionError):
+        if failure == "connect":
             return InputError(f"{what}: cannot connect to {self.endpoint} (offline? set HF_HUB_OFFLINE=1 to use "
                               "the local cache)")
         return InputError(f"{what}: {_first_line(exc)}")
