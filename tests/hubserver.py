@@ -1,4 +1,4 @@
-"""A fake Hugging Face Hub on 127.0.0.1, answering the endpoints huggingface_hub 0.36 uses.
+"""A fake Hugging Face Hub on 127.0.0.1, answering the endpoints huggingface_hub 0.x, 1.x and 2.x use.
 
 Serves repositories from local folders, with Range support, a count of body bytes sent per repository,
 and switches to provoke the Hub's failure modes.
@@ -18,6 +18,8 @@ from werkzeug import Request, Response
 
 API = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/revision/(?P<rev>[^/]+)$")
 RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
+BRIDGE = re.compile(r"^/xet-bridge/(?P<repo>[^/]+/[^/]+)/(?P<file>.+)$")  # where Xet-backed files redirect
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
 RANGE = re.compile(r"^bytes=(?P<start>\d*)-(?P<end>\d*)$")
 
 
@@ -31,7 +33,9 @@ class FakeRepo:
     fail_times: int = 0  # ...this many times (0: always)
     delay: float = 0.0  # seconds before answering (timeouts)
     vanished: tuple[str, ...] = ()  # listed, but 404 when read
+    xet: bool = False  # weight files answer with a redirect to a storage bridge, as Xet-backed files do
     bytes_sent: int = 0
+    bridged: int = 0  # requests answered by the storage bridge (after a redirect)
     failures_left: int = field(default=0, init=False)
 
     def __post_init__(self):
@@ -66,7 +70,12 @@ class FakeHub:
             return self._guarded(match["repo"], match["rev"], lambda repo: self._info(match["repo"], repo))
         if match := RESOLVE.match(request.path):
             return self._guarded(match["repo"], match["rev"],
-                                 lambda repo: self._file(request, match["repo"], repo, match["file"]))
+                                 lambda repo: self._resolve(request, match["repo"], repo, match["file"]))
+        if (match := BRIDGE.match(request.path)) and match["repo"] in self.repos:
+            repo = self.repos[match["repo"]]
+            with self.lock:
+                repo.bridged += 1
+            return self._file(request, match["repo"], repo, match["file"])
         return Response("not found", status=404)
 
     def _guarded(self, repo_id: str, revision: str, answer) -> Response:
@@ -92,6 +101,11 @@ class FakeHub:
         body = {"id": repo_id, "modelId": repo_id, "sha": repo.sha, "private": False,
                 "siblings": [{"rfilename": name} for name in files]}
         return Response(json.dumps(body), content_type="application/json")
+
+    def _resolve(self, request: Request, repo_id: str, repo: FakeRepo, name: str) -> Response:
+        if repo.xet and name.endswith(WEIGHT_SUFFIXES) and request.method == "GET":
+            return Response("", status=302, headers={"Location": f"{self.endpoint}/xet-bridge/{repo_id}/{name}"})
+        return self._file(request, repo_id, repo, name)
 
     def _file(self, request: Request, repo_id: str, repo: FakeRepo, name: str) -> Response:
         path = repo.folder / name

@@ -164,8 +164,11 @@ def migrate(source: Path, out: Path, head_name, head_type, num_choices, force, d
         click.echo(RENDERERS["text"](exc.report, color=use_color(sys.stderr)), err=True)
         click.echo(f"headcheck: not migrated: verdict is {exc.report.verdict.value}; nothing written", err=True)
         sys.exit(ExitCode.FINDINGS)
-    except (migration.OutputExistsError, migration.VerifyUnavailableError) as exc:
+    except migration.OutputExistsError as exc:
         raise click.UsageError(str(exc)) from None
+    except migration.VerifyUnavailableError as exc:  # the environment, not the command line: no usage text
+        click.echo(f"headcheck: {exc}", err=True)
+        sys.exit(ExitCode.USAGE)
     except migration.VerifyFailedError as exc:
         _echo_comparison(exc.comparison)
         click.echo(f"headcheck: error: {exc}", err=True)

@@ -105,12 +105,43 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
                          comparisons[0] if comparisons else None)
 
 
+def verify_stack_problem() -> str | None:
+    """Why the installed packages cannot run verify (the 'verify' extra's pins), or None when they can.
+
+    Read from package metadata, so a wrong stack is told before torch is imported."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    try:
+        declared = metadata.requires("headcheck") or []
+    except metadata.PackageNotFoundError:  # run from a source tree: the import below decides
+        return None
+    problems = []
+    for requirement in map(Requirement, declared):
+        if requirement.marker is None or not requirement.marker.evaluate({"extra": "verify"}):
+            continue
+        try:
+            found = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            problems.append(f"{requirement.name} is not installed")
+            continue
+        if not requirement.specifier.contains(found, prereleases=True):
+            problems.append(f"{requirement.name} {found} is installed, verify needs "
+                            f"{requirement.name}{requirement.specifier}")
+    return "; ".join(sorted(problems, key=lambda p: "not installed" in p)) or None
+
+
 def _verify_check(source: Path, base: Path | str | None, comparisons: list) -> Callable[[Path], None]:
     """The outputs comparison as a check of the finished output, before it is renamed into place."""
+    fix = ("keep the verifying stack in a tool environment of its own (README: Verify next to transformers 5), "
+           "or pip install 'headcheck[verify]'")
+    if problem := verify_stack_problem():
+        raise VerifyUnavailableError(f"--verify cannot run in this environment: {problem}; {fix}")
     try:
         from .verify import compare
     except ImportError as exc:
-        raise VerifyUnavailableError(f"verify needs the heavy extra: pip install 'headcheck[verify]' ({exc})") from None
+        raise VerifyUnavailableError(f"--verify cannot run in this environment ({exc}); {fix}") from None
 
     def check(folder: Path) -> None:
         try:
