@@ -70,11 +70,12 @@ def test_wheel_carries_rule_data_and_schemas(names):
         "headcheck/rules/rules.json",
         "headcheck/rules/head_layouts.json",
         "headcheck/rules/families.json",
+        "headcheck/rules/flex_heads.json",
         "headcheck/schemas/report.schema.json",
     ):
         assert required in names, f"{required} missing from the wheel"
     schemas = {n for n in names if n.startswith("headcheck/rules/schema/") and n.endswith(".schema.json")}
-    assert {"rules", "head_layouts", "families"} <= {Path(n).name.removesuffix(".schema.json") for n in schemas}
+    assert {"rules", "head_layouts", "families", "flex_heads"} <= {Path(n).name.removesuffix(".schema.json") for n in schemas}
     # every file of rules/ is packaged, and nothing lands outside the package
     source_rules = {f"headcheck/rules/{p.relative_to(REPO / 'rules').as_posix()}" for p in (REPO / "rules").rglob("*")
                     if p.is_file()}

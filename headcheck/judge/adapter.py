@@ -46,7 +46,7 @@ def judge_adapter(facts: Facts) -> Judgement:
     if model_class == target or legacy_family == model_type:
         cfg = head_cfg if isinstance(head_cfg, dict) else {}
         findings = check_flex_heads({name: cfg}, tensors, head_file, weights_file, "")
-        head = head_from_flex_config(name, cfg, model_class, evidence, heads_in_weights(tensors).get(name))
+        head = head_from_flex_config(name, cfg, model_class, evidence, heads_in_weights(tensors, [name]).get(name))
         if not legacy_family:
             return Judgement(head, tuple(findings), Verdict.ALREADY_FLEX)
         findings.append(finding("HC114", f"head saved by the legacy class {model_class}", file=head_file,

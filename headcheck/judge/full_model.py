@@ -79,7 +79,7 @@ def _judge_flex_model(config, config_file, tensors, weights_file, arch, fam) -> 
                          Verdict.NO_HEAD)
     name, cfg = next(iter(head_configs.items()))
     head = head_from_flex_config(name, cfg, arch, [f"prediction_heads.{name}.head_type = {cfg.get('head_type')}"],
-                                 heads_in_weights(tensors).get(name))
+                                 heads_in_weights(tensors, [name]).get(name))
     if not (arch and arch.endswith("ModelWithHeads")):
         return Judgement(head, tuple(findings), Verdict.ALREADY_FLEX)
     if fam is None:

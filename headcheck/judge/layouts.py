@@ -8,10 +8,6 @@ from typing import Any, Mapping
 
 from . import ruledata
 
-LM_HEAD_TYPES = frozenset({"masked_lm", "causal_lm", "seq2seq_lm"})
-LABELLED_HEAD_TYPES = frozenset({"classification", "multilabel_classification", "tagging", "image_classification"})
-
-
 def family(model_type: str | None) -> dict[str, Any] | None:
     return ruledata.families()["families"].get(model_type) if model_type else None
 
@@ -60,43 +56,66 @@ def static_layers(layout: Mapping[str, Any]) -> list[StaticLayer]:
 
 
 @dataclass(frozen=True)
-class FlexModule:
-    index: int
-    kind: str  # linear | norm
-    final: bool
+class FlexParam:
+    path: str  # below heads.<name>., e.g. "4.weight" or "biaffine_rels.weight"
+    output: bool  # its first dimension counts the head's outputs
+    optional: bool = False  # an LM output weight tied to the input embeddings is not stored
 
 
-def flex_modules(head_config: Mapping[str, Any]) -> list[FlexModule]:
-    """Weight-carrying modules adapters builds for a flex head config (mirrors PredictionHead.build)."""
+def flex_head_spec(head_type: str | None) -> dict[str, Any] | None:
+    return ruledata.flex_heads().get(head_type) if head_type else None
+
+
+def is_lm_head(head_type: str | None) -> bool:
+    return (flex_head_spec(head_type) or {}).get("layout") == "lm"
+
+
+def is_labelled_head(head_type: str | None) -> bool:
+    return bool((flex_head_spec(head_type) or {}).get("labelled"))
+
+
+def flex_params(head_config: Mapping[str, Any]) -> list[FlexParam] | None:
+    """The parameters adapters builds for a flex head config (rules/flex_heads.json names how), None for a
+    head type adapters does not know."""
+    spec = flex_head_spec(head_config.get("head_type"))
+    if spec is None:
+        return None
+    if spec["layout"] == "named":
+        return [FlexParam(p["path"], p["output"]) for p in spec["params"]]
     layers = int(head_config.get("layers") or 1)
     has_act = bool(head_config.get("activation_function"))
-    modules: list[FlexModule] = []
+    bias = head_config.get("bias", True) is not False
+    params: list[FlexParam] = []
     index = 0
-    if head_config.get("head_type") in LM_HEAD_TYPES:
+    if spec["layout"] == "lm":  # mirrors CausalLMHead.build
         for _ in range(layers - 1):
-            modules.append(FlexModule(index, "linear", False))
+            params += [FlexParam(f"{index}.weight", False), FlexParam(f"{index}.bias", False)]
             index += 1 + has_act
             if head_config.get("layer_norm"):
-                modules.append(FlexModule(index, "norm", False))
+                params += [FlexParam(f"{index}.weight", False), FlexParam(f"{index}.bias", False)]
                 index += 1
-        modules.append(FlexModule(index, "linear", True))
-        return modules
-    for layer in range(layers):
-        index += 1  # dropout
+        params.append(FlexParam(f"{index}.weight", True, optional=True))
+        if head_config.get("bias"):  # an LM head's output bias is off unless asked for
+            params.append(FlexParam(f"{index}.bias", False))
+        return params
+    for layer in range(layers):  # mirrors PredictionHead.build: dropout, linear[, activation]
+        index += 1
         final = layer == layers - 1
-        modules.append(FlexModule(index, "linear", final))
+        params.append(FlexParam(f"{index}.weight", final))
+        if bias or not final:
+            params.append(FlexParam(f"{index}.bias", False))
         index += 1 + (has_act and not final)
-    return modules
+    return params
 
 
 def flex_output_size(head_config: Mapping[str, Any]) -> int | None:
-    """Rows of the final flex layer the config implies, None for LM heads (vocabulary sized)."""
-    head_type = head_config.get("head_type")
-    if head_type == "multiple_choice":
-        return 1
-    if head_type == "question_answering":
-        return int(head_config.get("num_labels") or 2)
-    if head_type in LM_HEAD_TYPES:
+    """Outputs of a flex head config (rows of its output parameter), None when the config does not say
+    (LM heads: the vocabulary size comes from the model)."""
+    spec = flex_head_spec(head_config.get("head_type"))
+    if spec is None or spec["layout"] == "lm":
         return None
-    num_labels = head_config.get("num_labels")
-    return int(num_labels) if num_labels is not None else None
+    outputs = spec["outputs"]
+    if isinstance(outputs, int):
+        return outputs
+    value = head_config.get(outputs, spec.get("default_outputs"))
+    return int(value) if value is not None else None

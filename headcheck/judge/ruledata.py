@@ -123,5 +123,10 @@ def head_layouts() -> dict[str, dict[str, Any]]:
 
 
 @functools.cache
+def flex_heads() -> dict[str, dict[str, Any]]:
+    return _load_validated("flex_heads")["head_types"]
+
+
+@functools.cache
 def families() -> dict[str, Any]:
     return _load_validated("families")

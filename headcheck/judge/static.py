@@ -80,7 +80,7 @@ def judge_static(inp: StaticInput) -> Judgement:
         ))
 
     final_weight = inp.tensors.get(f"{final.module}.weight")
-    if inp.tensors and final_weight is None and flex_type not in layouts.LM_HEAD_TYPES:
+    if inp.tensors and final_weight is None and not layouts.is_lm_head(flex_type):
         findings.append(finding(
             "HC116", f"{inp.class_name} expects {final.module}.weight but the weights hold no such tensor",
             file=wf, key=f"{final.module}.weight",
@@ -98,7 +98,7 @@ def judge_static(inp: StaticInput) -> Judgement:
 
     rows = final_weight.shape[0] if final_weight is not None and final_weight.shape else None
     num_labels, problem_type = None, cfg.get("problem_type")
-    if flex_type in layouts.LABELLED_HEAD_TYPES or flex_type == "question_answering":
+    if layouts.is_labelled_head(flex_type) or flex_type == "question_answering":
         declared, declared_in = config_label_count(cfg)
         if rows is not None:
             evidence.append(f"{final.module}.weight has {rows} output rows")
@@ -199,7 +199,7 @@ def _plan(inp: StaticInput, layout, head: Head, layers, tied_bias: str | None) -
     config["head_type"] = head.type
     if head.type == "multiple_choice":
         config["num_choices"] = 2
-    elif head.num_labels is not None and head.type not in layouts.LM_HEAD_TYPES:
+    elif head.num_labels is not None and not layouts.is_lm_head(head.type):
         config["num_labels"] = head.num_labels
         config["label2id"] = _label_maps(inp.label_config, head.num_labels)
     return Plan(

@@ -79,10 +79,11 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
         raise OutputExistsError(f"{out}: --out must not be the input folder or inside it")
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise OutputExistsError(f"{out} exists and is not empty (use --force to replace it)")
-    comparisons: list = []
-    checks = [_verify_check(source, base, comparisons)] if verify else []
-    checks += [accept] if accept is not None else []
+    compare = _verifier() if verify else None
     report, migration = prepare(source, head_name=head_name, head_type=head_type, num_choices=num_choices)
+    comparisons: list = []
+    checks = [_verify_check(compare, source, base, report.head.architecture, comparisons)] if compare else []
+    checks += [accept] if accept is not None else []
     tmp = out.parent / f".{out.name}.headcheck-{os.getpid()}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -132,8 +133,8 @@ def verify_stack_problem() -> str | None:
     return "; ".join(sorted(problems, key=lambda p: "not installed" in p)) or None
 
 
-def _verify_check(source: Path, base: Path | str | None, comparisons: list) -> Callable[[Path], None]:
-    """The outputs comparison as a check of the finished output, before it is renamed into place."""
+def _verifier() -> Callable[..., Any]:
+    """verify.compare, or VerifyUnavailableError saying what this environment lacks (before any writing)."""
     fix = ("keep the verifying stack in a tool environment of its own (README: Verify next to transformers 5), "
            "or pip install 'headcheck[verify]'")
     if problem := verify_stack_problem():
@@ -142,10 +143,16 @@ def _verify_check(source: Path, base: Path | str | None, comparisons: list) -> C
         from .verify import compare
     except ImportError as exc:
         raise VerifyUnavailableError(f"--verify cannot run in this environment ({exc}); {fix}") from None
+    return compare
+
+
+def _verify_check(compare, source: Path, base: Path | str | None, original_class: str | None,
+                  comparisons: list) -> Callable[[Path], None]:
+    """The outputs comparison as a check of the finished output, before it is renamed into place."""
 
     def check(folder: Path) -> None:
         try:
-            comparison = compare(source, folder, base=base)
+            comparison = compare(source, folder, base=base, original_class=original_class)
         except (ValueError, OSError) as exc:  # no base model to load an adapter onto, or it cannot be loaded
             raise VerifyFailedError(f"--verify: {str(exc).splitlines()[0]} (see --base)") from None
         comparisons.append(comparison)

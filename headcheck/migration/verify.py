@@ -15,7 +15,7 @@ import torch
 ATOL = {torch.float16: 1e-3, torch.bfloat16: 1e-2}
 DEFAULT_ATOL = 1e-5
 BATCH, SEQ, CHOICES = 2, 7, 3
-OUTPUT_FIELDS = ("logits", "start_logits", "end_logits")
+OUTPUT_FIELDS = ("logits", "start_logits", "end_logits", "arc_preds", "rel_preds")
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,13 @@ def fixed_inputs(config, head_config: dict[str, Any], num_choices: int | None = 
         inputs["end_positions"] = torch.randint(0, SEQ, (BATCH,), generator=gen)
     elif head_type in ("masked_lm", "causal_lm", "seq2seq_lm"):
         inputs["labels"] = torch.randint(4, config.vocab_size, (BATCH, SEQ), generator=gen)
+    elif head_type == "dependency_parsing":  # one word per token after [CLS]; 0 pads (and masks the loss)
+        words = SEQ - 2
+        inputs["word_starts"] = torch.cat([torch.arange(1, SEQ).repeat(BATCH, 1), torch.zeros(BATCH, 1, dtype=torch.long)], 1)
+        arcs = torch.zeros(BATCH, SEQ, dtype=torch.long)
+        arcs[:, :words] = torch.randint(1, words + 1, (BATCH, words), generator=gen)
+        inputs["labels_arcs"] = arcs
+        inputs["labels_rels"] = torch.randint(0, num_labels, (BATCH, SEQ), generator=gen)
     return inputs
 
 
@@ -91,23 +98,37 @@ def _difference(a, b) -> tuple[float, float]:
     return diff, loss
 
 
-def compare(original: Path, migrated: Path, base: Path | str | None = None) -> Comparison:
-    """Run both checkpoints on the same fixed inputs; `base` is the base model for adapter folders
-    (default: the model_name in adapter_config.json, a folder or Hub id)."""
+def compare(original: Path, migrated: Path, base: Path | str | None = None,
+            original_class: str | None = None) -> Comparison:
+    """Run both checkpoints on the same fixed inputs. `original_class` is the transformers class the original
+    loads with (default: its config's architectures; a flex original loads with AutoAdapterModel); `base` is
+    the base model for adapter folders (default: the model_name in adapter_config.json, a folder or Hub id)."""
     import adapters
-    import transformers
 
     if (migrated / "head_config.json").exists():
         return _compare_adapter(original, migrated, base)
-    config = json.loads((original / "config.json").read_text())
-    static = getattr(transformers, config["architectures"][0]).from_pretrained(original).eval()
+    before = _load_original(original, original_class)
     flex, info = adapters.AutoAdapterModel.from_pretrained(migrated, output_loading_info=True)
     flex.eval()
-    head_config = next(iter(flex.config.prediction_heads.values()))
-    inputs = fixed_inputs(static.config, head_config, head_config.get("num_choices"))
-    diff, loss = _difference(_outputs(static, inputs), _outputs(flex, inputs))
-    return Comparison(diff, loss, ATOL.get(static.dtype, DEFAULT_ATOL),
+    head_name, head_config = next(iter(flex.config.prediction_heads.items()))
+    for model in (before, flex):  # several heads: compare the first, in both
+        if hasattr(model, "active_head"):
+            model.active_head = head_name
+    inputs = fixed_inputs(before.config, head_config, head_config.get("num_choices"))
+    diff, loss = _difference(_outputs(before, inputs), _outputs(flex, inputs))
+    return Comparison(diff, loss, ATOL.get(before.dtype, DEFAULT_ATOL),
                       tuple(info["missing_keys"]), tuple(info["unexpected_keys"]))
+
+
+def _load_original(original: Path, original_class: str | None):
+    import adapters
+    import transformers
+
+    config = json.loads((original / "config.json").read_text())
+    name = original_class or next(iter(config.get("architectures") or []), None)
+    if isinstance(name, str) and hasattr(transformers, name):
+        return getattr(transformers, name).from_pretrained(original).eval()
+    return adapters.AutoAdapterModel.from_pretrained(original).eval()  # flex (or legacy flex) as it is
 
 
 def _compare_adapter(original: Path, migrated: Path, base: Path | str | None) -> Comparison:

@@ -83,7 +83,6 @@ def _anything(value: Any, path: str) -> None:
     pass
 
 
-LABEL2ID = _map_of(COUNT)
 FLEX_HEAD = _fields({
     "head_type": STRING, "layers": COUNT, "num_labels": OPT_COUNT, "num_choices": OPT_COUNT,
     "activation_function": OPT_STRING, "label2id": _map_of(COUNT, nullable=True), "layer_norm": OPT_BOOL,
@@ -92,8 +91,9 @@ FLEX_HEAD = _fields({
 ROLE_CHECKS: dict[str, Check] = {
     "model": _fields({
         "model_type": STRING, "architectures": _list_of(STRING, nullable=True), "auto_map": OBJECT,
-        "problem_type": OPT_STRING, "num_labels": COUNT, "id2label": _map_of(_anything, int_keys=True),
-        "label2id": LABEL2ID, "is_decoder": BOOL, "is_encoder_decoder": BOOL, "tie_word_embeddings": BOOL,
+        "problem_type": OPT_STRING, "num_labels": COUNT,
+        # adapters writes null label maps when the active head is an LM head
+        "id2label": _map_of(_anything, nullable=True, int_keys=True), "label2id": _map_of(COUNT, nullable=True), "is_decoder": BOOL, "is_encoder_decoder": BOOL, "tie_word_embeddings": BOOL,
         "prediction_heads": _map_of(FLEX_HEAD),
     }),
     "head": _fields({
