@@ -14,6 +14,7 @@ from .peft import judge_peft
 from .judgement import Judgement, final_verdict, finding
 from ..model import Head, Kind, Layout, Report
 from ..read.local import looks_like_repo_id
+from .writer_settings import unread_settings
 
 ROLE_DESCRIPTIONS = {
     "mlx": "an MLX-LM LoRA adapter config (not adapters, not PEFT)",
@@ -57,6 +58,8 @@ def scan_facts(facts: Facts, head_type: str | None = None, base_config: dict | N
         if role in FOREIGN_ROLES:
             extra.append(finding("HC119", f"{doc.file} is {ROLE_DESCRIPTIONS[role]}; ignored", file=doc.file))
     extra.extend(_card_findings(facts))
+    if facts.doc("model") is not None:
+        extra.extend(unread_settings(facts.doc("model"), facts.doc_file("model") or "config.json"))
     findings = (*judgement.findings, *extra)
     verdict = final_verdict(judgement, tuple(extra))
     model_doc = facts.doc("model") or facts.doc("head") or facts.doc("adapter") or {}

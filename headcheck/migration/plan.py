@@ -61,7 +61,7 @@ class Migration:
 
 def _flex_head_config(report: Report) -> dict[str, Any]:
     config = dict(report.plan.head_config)
-    if "label2id" in config:
+    if config.get("label2id") is not None:  # LM heads carry a null label map
         config["label2id"] = dict(config["label2id"])
     return config
 

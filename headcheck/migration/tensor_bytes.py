@@ -15,10 +15,12 @@ from typing import Iterator
 import xxhash
 
 from ..errors import InputError
+from ..read.safetensors_header import nbytes
 from ..read.tensor_info import TensorInfo
 
 WINDOW = 8 << 20  # bytes mapped (or read) at a time
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: fault the window in with one call
+_ITEM_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}  # moving elements by size needs no knowledge of the dtype
 
 
 def tensor_chunks(root: Path, info: TensorInfo) -> Iterator[memoryview]:
@@ -33,6 +35,9 @@ def tensor_chunks(root: Path, info: TensorInfo) -> Iterator[memoryview]:
     # torch.save never compresses storages, so a stored member seeks cheaply
     with zipfile.ZipFile(root / info.file) as archive, archive.open(info.storage) as member:
         member.seek(start)
+        if info.transposed:
+            yield _transposed(member.read(end - start), info)
+            return
         buffer = memoryview(bytearray(min(WINDOW, end - start)))
         remaining = end - start
         while remaining:
@@ -61,6 +66,16 @@ def _mapped(fd: int, start: int, end: int, info: TensorInfo) -> Iterator[memoryv
             view.release()
             window.close()
         at = base + length
+
+
+def _transposed(block: bytes, info: TensorInfo) -> memoryview:
+    """A 2-D tensor's bytes in row order, from storage holding its transpose (the whole tensor in memory:
+    transposed tensors are single layers of a few MB)."""
+    if len(block) != nbytes(info.dtype, info.shape):
+        raise InputError(f"{info.file}: {info.name} ends early (truncated file?)")
+    rows, cols = info.shape
+    items = memoryview(block).cast(_ITEM_FORMATS[len(block) // max(1, rows * cols)])
+    return memoryview(b"".join(items[row::rows].tobytes() for row in range(rows)))
 
 
 def zero_chunks(length: int) -> Iterator[memoryview]:

@@ -73,7 +73,7 @@ class HubRepo:
             return None
 
     def read_weights(self, rel: str) -> dict[str, TensorInfo]:
-        cached = self._index_dir / self.sha / f"{rel}.tensors-v2.json"
+        cached = self._index_dir / self.sha / f"{rel}.tensors-v3.json"
         if cached.exists():
             return {t[0]: _tensor_from_json(t) for t in json.loads(cached.read_text())}
         if self.offline:
@@ -82,7 +82,7 @@ class HubRepo:
         tensors = self._guard(rel, lambda: self._read_remote_weights(rel))
         cached.parent.mkdir(parents=True, exist_ok=True)
         # positional rows: dataclasses.asdict was a quarter of a bulk scan's CPU
-        cached.write_text(json.dumps([[t.name, t.dtype, t.shape, t.file, t.span, t.storage] for t in tensors.values()]))
+        cached.write_text(json.dumps([[t.name, t.dtype, t.shape, t.file, t.span, t.storage, t.transposed] for t in tensors.values()]))
         return tensors
 
     def base_model_config(self, base: str) -> dict[str, Any] | None:
@@ -254,9 +254,9 @@ class RangeFile(io.RawIOBase):
 
 
 def _tensor_from_json(row: list) -> TensorInfo:
-    name, dtype, shape, file, span, storage = row
+    name, dtype, shape, file, span, storage, transposed = row
     return TensorInfo(name, dtype, None if shape is None else tuple(shape), file,
-                      None if span is None else tuple(span), storage)
+                      None if span is None else tuple(span), storage, transposed)
 
 
 def _backoff(attempt: int, response) -> float:

@@ -224,13 +224,15 @@ def _is_contiguous(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
 
 def _tensor_info(name: str, t: _Tensor, rel_name: str, prefix: str | None) -> TensorInfo:
     span = None
-    if prefix is not None and _is_contiguous(t.shape, t.stride):
+    transposed = len(t.shape) == 2 and not _is_contiguous(t.shape, t.stride) and _is_contiguous(t.shape[::-1], t.stride[::-1])
+    if prefix is not None and (transposed or _is_contiguous(t.shape, t.stride)):
         itemsize, numel = _ITEMSIZE[t.dtype], math.prod(t.shape)
         span = (t.offset * itemsize, (t.offset + numel) * itemsize)
         if numel and span[1] > t.storage.numel * _ITEMSIZE[t.storage.dtype]:
             raise InputError(f"{rel_name}: tensor {_clean(repr(name))} extends past the end of its storage")
     storage = None if prefix is None else f"{prefix}data/{t.storage.key}"
-    return TensorInfo(name=name, dtype=t.dtype, shape=t.shape, file=rel_name, span=span, storage=storage)
+    return TensorInfo(name=name, dtype=t.dtype, shape=t.shape, file=rel_name, span=span, storage=storage,
+                      transposed=transposed)
 
 
 def read_pickle_index(source: pathlib.Path | BinaryIO, rel_name: str) -> dict[str, TensorInfo]:

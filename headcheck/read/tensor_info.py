@@ -15,3 +15,6 @@ class TensorInfo:
     # None when the format does not give one.
     span: tuple[int, int] | None = None
     storage: str | None = None  # .bin only: the zip member holding the storage, e.g. "archive/data/3"
+    # .bin only: a 2-D tensor stored transposed (GPT-2's Conv1D weights as some writers save them): the span
+    # then holds shape[::-1] contiguously
+    transposed: bool = False
