@@ -82,7 +82,8 @@ def fixed_inputs(config, head_config: dict[str, Any], num_choices: int | None = 
     return inputs
 
 
-def _outputs(model, inputs):
+def model_outputs(model, inputs):
+    """(the output tensors worth comparing, the loss) of one forward pass without gradients."""
     with torch.no_grad():
         out = model(**inputs)
     logits = [getattr(out, f) for f in OUTPUT_FIELDS if getattr(out, f, None) is not None]
@@ -115,7 +116,7 @@ def compare(original: Path, migrated: Path, base: Path | str | None = None,
         if hasattr(model, "active_head"):
             model.active_head = head_name
     inputs = fixed_inputs(before.config, head_config, head_config.get("num_choices"))
-    diff, loss = _difference(_outputs(before, inputs), _outputs(flex, inputs))
+    diff, loss = _difference(model_outputs(before, inputs), model_outputs(flex, inputs))
     return Comparison(diff, loss, ATOL.get(before.dtype, DEFAULT_ATOL),
                       tuple(info["missing_keys"]), tuple(info["unexpected_keys"]))
 
@@ -154,7 +155,7 @@ def _compare_adapter(original: Path, migrated: Path, base: Path | str | None) ->
     after.set_active_adapters(after_name)
     head_config = json.loads((migrated / "head_config.json").read_text())["config"]
     inputs = fixed_inputs(after.config, head_config, head_config.get("num_choices"))
-    diff, loss = _difference(_outputs(before.eval(), inputs), _outputs(after.eval(), inputs))
+    diff, loss = _difference(model_outputs(before.eval(), inputs), model_outputs(after.eval(), inputs))
     return Comparison(diff, loss, DEFAULT_ATOL, tuple(loading_info.get("missing_keys", ())),
                       tuple(loading_info.get("unexpected_keys", ())))
 
