@@ -129,21 +129,14 @@ def saved(tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", ALL)
-def test_saved_flex_model_scans_already_flex(saved, case):
-    full, _, _ = saved[case]
-    report = scan(full)
+@pytest.mark.parametrize("saved_with", ["save_pretrained", "save_adapter"])
+def test_saved_checkpoint_scans_already_flex(saved, case, saved_with):
+    full, folder, _ = saved[case]
+    report = scan(full if saved_with == "save_pretrained" else folder)
     assert report["verdict"] == "already-flex", report["findings"]
     assert not rules_of(report) & {"HC110", "HC115"}
     head_type = json.loads((full / "config.json").read_text())["prediction_heads"][HEAD]["head_type"]
     assert report["head"]["type"] == head_type
-
-
-@pytest.mark.parametrize("case", ALL)
-def test_saved_head_folder_scans_already_flex(saved, case):
-    _, folder, _ = saved[case]
-    report = scan(folder)
-    assert report["verdict"] == "already-flex", report["findings"]
-    assert not rules_of(report) & {"HC110", "HC115"}
 
 
 @pytest.mark.parametrize("case", ALL)
