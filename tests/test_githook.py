@@ -462,12 +462,13 @@ def test_install_honours_core_hooks_path(hooked):
     _refused(hooked.push(), "HC102")
 
 
-def test_install_outside_a_repository_is_an_input_error(tmp_path):
+def test_install_outside_a_repository_is_a_usage_error(tmp_path):
+    """Issue 14: not being in a repository is how the command was called (4), not unreadable input (2)."""
     env = git_env(tmp_path)
     env["GIT_CEILING_DIRECTORIES"] = str(tmp_path)
     done = subprocess.run([sys.executable, "-m", "headcheck", "hook", "install", "--repo", str(tmp_path)],
                           env=env, capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == ExitCode.INPUT_ERROR and "not a git repository" in done.stderr
+    assert done.returncode == ExitCode.USAGE and "not a git repository" in done.stderr
 
 
 # ---------------------------------------------------------------------------------------------- units

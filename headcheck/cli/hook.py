@@ -91,10 +91,9 @@ def install(repo_path: Path, force: bool, fail_on: str) -> None:
     """Write the git pre-push hook of the repository (honours core.hooksPath)."""
     from ..hooks.install import HookExistsError
     from ..hooks.install import install as do_install
-    from ..hooks.repo import Repo
 
     try:
-        done = do_install(Repo(repo_path), force=force, fail_on=None if fail_on == "error" else fail_on)
+        done = do_install(_repository(repo_path), force=force, fail_on=None if fail_on == "error" else fail_on)
     except HookExistsError as exc:
         raise click.UsageError(str(exc)) from None
     except InputError as exc:
@@ -111,10 +110,9 @@ def uninstall(repo_path: Path) -> None:
     """Remove the pre-push hook written by `headcheck hook install` (and only that one)."""
     from ..hooks.install import HookExistsError
     from ..hooks.install import uninstall as do_uninstall
-    from ..hooks.repo import Repo
 
     try:
-        done = do_uninstall(Repo(repo_path))
+        done = do_uninstall(_repository(repo_path))
     except HookExistsError as exc:
         raise click.UsageError(str(exc)) from None
     except InputError as exc:
@@ -124,6 +122,16 @@ def uninstall(repo_path: Path) -> None:
         click.echo("headcheck: no pre-push hook installed; nothing to remove")
     else:
         click.echo(f"headcheck: removed {done[0]}" + ("; the previous hook is back in place" if done[1] else ""))
+
+
+def _repository(path: Path):
+    """The git repository at `path`; not being in one is a usage error (exit 4), not unreadable input."""
+    from ..hooks.repo import GitError, Repo
+
+    try:
+        return Repo(path)
+    except GitError as exc:
+        raise click.UsageError(f"{exc} (run it inside the repository, or pass --repo)") from None
 
 
 def _guarded(work):

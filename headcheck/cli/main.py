@@ -69,6 +69,7 @@ def scan(targets, from_file, revision, token, jobs, fmt, fail_on, head_type, sum
     threshold = FAIL_ON[fail_on]
     if len(all_targets) == 1 and from_file is None:
         outcome = scan_one(all_targets[0], **options)
+        _say_if_head_type_ignored(outcome.report, head_type)
         if outcome.error:
             label = "error" if outcome.exit_code == ExitCode.INPUT_ERROR else "nothing scanned"
             click.echo(f"headcheck: {label}: {outcome.error}", err=True)
@@ -93,6 +94,12 @@ def scan(targets, from_file, revision, token, jobs, fmt, fail_on, head_type, sum
     click.echo(f"headcheck: {len(all_targets)} scanned: "
                + ", ".join(f"{verdict} {n}" for verdict, n in sorted(counts.items())), err=True)
     sys.exit(worst)
+
+
+def _say_if_head_type_ignored(report, head_type: str | None) -> None:
+    if report is not None and head_type and report.head.type != head_type:
+        click.echo(f"headcheck: --head-type {head_type} ignored: the checkpoint itself says {report.head.type}",
+                   err=True)
 
 
 def _exit_code(outcome, threshold) -> ExitCode:
@@ -143,10 +150,11 @@ def _append_summary(summary: Path | None, reports) -> None:
 def migrate(source: Path, out: Path, head_name, head_type, num_choices, force, dry_run, verify, base) -> None:
     """Rewrite the checkpoint in SOURCE into the adapters flex-head layout, in --out.
 
-    Only checkpoints that `headcheck scan` calls convertible are migrated; anything else is refused
-    with the same findings (exit code 1) and nothing is written. The input is never modified; the
-    output appears only once complete and checked: every tensor's bytes are compared with the
-    source and the result must scan as already-flex.
+    Checkpoints that `headcheck scan` calls convertible are rewritten; already-flex ones are copied
+    as they are and rescanned (a checked copy); anything else is refused with the same findings
+    (exit code 1) and nothing is written. The input is never modified; the output appears only once
+    complete and checked: every tensor's bytes are compared with the source and the result must
+    scan as already-flex.
     """
     from ..migration import run as migration
     from ..render.migration import render_migration

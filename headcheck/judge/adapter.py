@@ -26,7 +26,8 @@ def judge_adapter(facts: Facts) -> Judgement:
         return Judgement(Head("none", adapter_doc.get("model_class"), evidence=evidence), (), Verdict.NO_HEAD)
 
     model_class = str(head_doc.get("model_class") or "")
-    name = head_doc.get("name") or "default"
+    # load_adapter activates the head named like the adapter; static heads were saved without a name
+    name = head_doc.get("name") or adapter_doc.get("name") or "default"
     head_cfg = head_doc.get("config")
     evidence = [f"{head_file} model_class = {model_class}"]
     # the head's own task, for the heads headcheck cannot judge further

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 from . import layouts
@@ -34,6 +35,9 @@ def scan_target(target: str, head_type: str | None = None, revision: str | None 
                 token: str | None = None) -> Report:
     """Scan a local path, or a Hub repository `org/name[@revision]` (headers only, through the HF cache)."""
     path = Path(target)
+    if not path.exists() and _canonical_name(target):
+        raise InputError(f"{target}: no such file or directory; a Hub repository id needs its organisation, "
+                         f"org/name (e.g. google-bert/{target} or FacebookAI/{target})")
     # `models/missing` next to an existing `models/` folder is a mistyped path, not a Hub repository
     if path.exists() or not looks_like_repo_id(target) or path.parent.is_dir() and path.parent != Path("."):
         if revision:
@@ -47,6 +51,12 @@ def scan_target(target: str, head_type: str | None = None, revision: str | None 
     base = adapter_doc.get("model_name")
     base_config = repo.base_model_config(base) if isinstance(base, str) else None
     return scan_facts(facts, head_type, base_config=base_config, base_name=base)
+
+
+def _canonical_name(target: str) -> bool:
+    """`bert-base-uncased`: an un-namespaced Hub id (the Hub redirects them; headcheck needs org/name)."""
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", target) is not None and not target.endswith(
+        (".json", ".safetensors", ".bin", ".md"))
 
 
 def scan_facts(facts: Facts, head_type: str | None = None, base_config: dict | None = None,

@@ -101,7 +101,7 @@ def judge_static(inp: StaticInput) -> Judgement:
     if layouts.is_labelled_head(flex_type) or flex_type == "question_answering":
         declared, declared_in = config_label_count(cfg)
         if rows is not None:
-            evidence.append(f"{final.module}.weight has {rows} output rows")
+            evidence.append(f"{final.module}.weight has {rows} output row{'s' if rows != 1 else ''}")
         num_labels = rows if rows is not None else declared
         has_label2id = isinstance(cfg.get("label2id"), dict) and bool(cfg.get("label2id"))
         if flex_type != "question_answering" and not has_label2id:

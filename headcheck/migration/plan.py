@@ -217,9 +217,7 @@ def plan_full_model(report: Report, facts: Facts, head_name: str) -> Migration:
 
 def plan_adapter_folder(report: Report, facts: Facts, head_name: str | None) -> Migration:
     head_doc = dict(facts.doc("head") or {})
-    adapter_name = (facts.doc("adapter") or {}).get("name")
-    # load_adapter activates the head named like the adapter; static heads were saved without a name.
-    name = head_name or head_doc.get("name") or adapter_name or report.plan.head_name
+    name = head_name or report.plan.head_name
     tensors = facts.weights["head"]
     renames = _head_renames(report, name)
     moves = []

@@ -52,6 +52,7 @@ class MigrateResult:
     tensors_checked: int = 0
     rescan: Report | None = None
     comparison: Any = None  # verify.Comparison when verify=True (its module imports torch)
+    replaced_entries: int = 0  # files and folders of the previous `out` that --force replaced
 
 
 def prepare(source: Path, *, head_name: str | None = None, head_type: str | None = None,
@@ -77,7 +78,10 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
     source, out = Path(source).resolve(), Path(out).resolve()
     if out == source or source in out.parents:
         raise OutputExistsError(f"{out}: --out must not be the input folder or inside it")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out} is a file; --out must be a folder (--force replaces only folders)")
+    replaced = sum(1 for _ in out.iterdir()) if out.exists() else 0
+    if replaced and not force:
         raise OutputExistsError(f"{out} exists and is not empty (use --force to replace it)")
     compare = _verifier() if verify else None
     report, migration = prepare(source, head_name=head_name, head_type=head_type, num_choices=num_choices)
@@ -103,7 +107,7 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
         raise
     # the output is the checked folder, renamed: its rescan only needs the new name
     return MigrateResult(report, migration, out, checked, dataclasses.replace(rescan, source=str(out)),
-                         comparisons[0] if comparisons else None)
+                         comparisons[0] if comparisons else None, replaced)
 
 
 def verify_stack_problem() -> str | None:

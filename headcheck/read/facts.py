@@ -117,6 +117,12 @@ def build_facts(path: Path) -> Facts:
         raise InputError(f"{path}: no such file or directory")
     if path.is_dir():
         return build_facts_from(LocalFolder(path))
+    if path.name.endswith((".safetensors", ".bin")):
+        # weights say nothing about their head without the config that names it: judge the folder they are in
+        if not any((path.parent / name).is_file() for name in CONFIG_FILES):
+            raise NothingScannedError(f"{path}: weights alone cannot be judged: no config.json, "
+                                      "adapter_config.json or head_config.json beside it")
+        return build_facts_from(LocalFolder(path.parent))
     collector = _Collector()
     _collect_file(collector, path)
     return _facts(str(path), (path.name,), collector, None)

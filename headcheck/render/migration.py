@@ -6,7 +6,7 @@ import json
 
 
 def render_migration(report, migration, result) -> str:
-    target = report.plan.adapter_model_class if report.plan else "unchanged (already in the flex layout)"
+    target = report.plan.adapter_model_class if report.plan else "already flex: a checked copy, nothing rewritten"
     lines = [f"{report.source}: {report.head.type} head ({report.head.architecture}) -> {target}"]
     for output in migration.outputs:
         lines.append(f"  {output.name}:")
@@ -27,6 +27,8 @@ def render_migration(report, migration, result) -> str:
     if result is None:
         lines.append("dry run: nothing written")
     else:
+        if result.replaced_entries:
+            lines.append(f"replaced the previous {result.out} ({result.replaced_entries} entries, --force)")
         lines.append(f"wrote {result.out}: {result.tensors_checked} tensors byte-checked against the source, "
                      f"rescan: {result.rescan.verdict.value}")
     return "\n".join(lines)

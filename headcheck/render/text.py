@@ -27,7 +27,7 @@ def render_text(report: Report, color: bool = False) -> str:
     if head.problem_type:
         described += f", {head.problem_type}"
     if head.num_labels is not None:
-        described += f", {head.num_labels} labels"
+        described += f", {head.num_labels} label{'s' if head.num_labels != 1 else ''}"
     if head.candidates:
         described += f" (fits: {', '.join(head.candidates)})"
     lines.append(f"  head      {described}" + (f"  [{head.architecture}]" if head.architecture else ""))

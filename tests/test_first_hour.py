@@ -1,0 +1,99 @@
+"""Issue 14 ("the first hour of a new user"): each point as a new user meets it, through the console script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from headcheck.read.safetensors_header import read_safetensors_index
+from helpers import CHECKPOINTS, REPO
+
+SCRIPT = Path(sys.executable).parent / "headcheck"
+
+
+def headcheck(*args, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """The installed console script, as users run it."""
+    assert SCRIPT.exists(), f"the console script is not installed next to {sys.executable}"
+    return subprocess.run([str(SCRIPT), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("fixture", ["adapter-static-head", "bert-seq-cls", "sharded", "roberta-multilabel"])
+def test_2_the_reported_plan_is_what_migrate_writes(tmp_path, fixture):
+    scan = headcheck("scan", CHECKPOINTS / fixture, "--format", "json")
+    report = json.loads(scan.stdout)
+    done = headcheck("migrate", CHECKPOINTS / fixture, "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    written = set()
+    for weights in (tmp_path / "out").glob("*.safetensors"):
+        written |= set(read_safetensors_index(weights, weights.name)[0])
+    planned = {rename["target"] for rename in report["plan"]["renames"]}
+    assert planned and planned <= written, (planned, written)
+
+
+def test_2_adapter_static_head_plan_uses_the_adapter_name():
+    report = json.loads(headcheck("scan", CHECKPOINTS / "adapter-static-head", "--format", "json").stdout)
+    adapter_name = json.loads((CHECKPOINTS / "adapter-static-head" / "adapter_config.json").read_text())["name"]
+    assert report["plan"]["head_name"] == adapter_name != "default"
+    assert all(r["target"].startswith(f"heads.{adapter_name}.") for r in report["plan"]["renames"])
+
+
+def test_3_an_already_flex_checkpoint_is_a_checked_copy(tmp_path):
+    done = headcheck("migrate", CHECKPOINTS / "adapter-flex-head", "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    assert "already flex: a checked copy, nothing rewritten" in done.stdout
+    assert "copied as they are and rescanned" in " ".join(headcheck("migrate", "--help").stdout.split())
+
+
+def test_4_a_lone_weights_file_is_judged_with_the_config_beside_it(tmp_path):
+    beside = headcheck("scan", CHECKPOINTS / "bert-seq-cls" / "model.safetensors", "--format", "json")
+    assert beside.returncode == 0, beside.stderr
+    assert json.loads(beside.stdout)["verdict"] == "convertible"
+    lone = tmp_path / "model.safetensors"
+    shutil.copy(CHECKPOINTS / "bert-seq-cls" / "model.safetensors", lone)
+    alone = headcheck("scan", lone)
+    assert alone.returncode == 3
+    assert "weights alone cannot be judged" in alone.stderr and "HC106" not in alone.stdout + alone.stderr
+
+
+def test_9_an_unnamespaced_hub_id_gets_a_hint(tmp_path):
+    done = headcheck("scan", "bert-base-uncased", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "org/name" in done.stderr and "google-bert/bert-base-uncased" in done.stderr
+    assert done.stderr.count("bert-base-uncased: ") == 1
+
+
+def test_13_wording_is_singular_for_one():
+    done = headcheck("scan", CHECKPOINTS / "bert-regression-2").stdout + headcheck(
+        "scan", REPO / "tests" / "fixtures" / "writers" / "transformers-5.24.0" / "bert-seqcls-regression").stdout
+    assert "1 labels" not in done and "1 output rows" not in done
+    assert "1 label" in done and "1 output row" in done
+
+
+def test_14_head_type_ignored_when_the_config_decides():
+    done = headcheck("scan", CHECKPOINTS / "bert-seq-cls", "--head-type", "tagging")
+    assert "--head-type tagging ignored" in done.stderr
+
+
+def test_14_hook_install_outside_a_repository_is_a_usage_error(tmp_path):
+    done = headcheck("hook", "install", cwd=tmp_path)
+    assert done.returncode == 4 and "not a git repository" in done.stderr
+
+
+def test_15_force_refuses_a_file_and_says_what_it_replaces(tmp_path):
+    a_file = tmp_path / "out.txt"
+    a_file.write_text("precious")
+    refused = headcheck("migrate", CHECKPOINTS / "bert-seq-cls", "--out", a_file, "--force")
+    assert refused.returncode == 4 and "is a file" in refused.stderr
+    assert a_file.read_text() == "precious"
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "old.txt").write_text("old")
+    replaced = headcheck("migrate", CHECKPOINTS / "bert-seq-cls", "--out", folder, "--force")
+    assert replaced.returncode == 0, replaced.stderr
+    assert "replaced the previous" in replaced.stdout and "1 entries" in replaced.stdout
+    assert not (folder / "old.txt").exists()
