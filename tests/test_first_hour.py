@@ -97,3 +97,42 @@ def test_15_force_refuses_a_file_and_says_what_it_replaces(tmp_path):
     assert replaced.returncode == 0, replaced.stderr
     assert "replaced the previous" in replaced.stdout and "1 entries" in replaced.stdout
     assert not (folder / "old.txt").exists()
+
+
+def under_a_pty(*args) -> bytes:
+    """Run the console script on a fresh pseudo-terminal (no window size set, as in many CI consoles)."""
+    import os
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen([str(SCRIPT), *map(str, args)], cwd=REPO, stdin=slave, stdout=slave, stderr=slave,
+                               close_fds=True)
+    os.close(slave)
+    out = b""
+    while select.select([master], [], [], 60)[0]:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert process.wait(timeout=60) == 0, out[-2000:]
+    return out
+
+
+def test_6_migrate_shows_progress_on_a_terminal_and_not_on_a_pipe(tmp_path):
+    shown = under_a_pty("migrate", CHECKPOINTS / "sharded", "--out", tmp_path / "out")
+    assert b"writing" in shown and b"\r" in shown
+    piped = headcheck("migrate", CHECKPOINTS / "sharded", "--out", tmp_path / "again")
+    assert piped.returncode == 0 and "writing" not in piped.stderr
+
+
+def test_6_bulk_scans_show_progress_on_a_terminal_and_not_on_a_pipe():
+    targets = [CHECKPOINTS / "sharded", CHECKPOINTS / "bert-seq-cls", CHECKPOINTS / "roberta-multilabel"]
+    shown = under_a_pty("scan", *targets, "--jobs", "2")
+    assert b"scanning" in shown
+    piped = headcheck("scan", *targets, "--jobs", "2")
+    assert "scanning" not in piped.stderr

@@ -208,9 +208,14 @@ class _progress_bar:
         if not sys.stderr.isatty():
             self.bar = None
             return lambda n: None
+        import shutil
+
         from tqdm import tqdm
 
-        self.bar = tqdm(file=sys.stderr, leave=False, **self.options)
+        # a terminal that reports no size (a fresh pty, some CI consoles) makes tqdm draw nothing: it takes
+        # 0 rows as "no room for a bar"; shutil falls back to 80x24
+        size = shutil.get_terminal_size()
+        self.bar = tqdm(file=sys.stderr, leave=False, ncols=size.columns, nrows=size.lines, **self.options)
         return self.bar.update
 
     def __exit__(self, *exc):
