@@ -136,3 +136,23 @@ def test_6_bulk_scans_show_progress_on_a_terminal_and_not_on_a_pipe():
     assert b"scanning" in shown
     piped = headcheck("scan", *targets, "--jobs", "2")
     assert "scanning" not in piped.stderr
+
+
+@pytest.mark.parametrize("targets", [["missing-folder/"], ["missing-folder/", str(CHECKPOINTS / "bert-seq-cls")]])
+def test_7_an_unreadable_target_in_every_machine_format(tmp_path, targets):
+    """One contract whatever the number of targets: JSON error records, a failed SARIF execution, annotations."""
+    as_json = headcheck("scan", *targets, "--format", "json", cwd=REPO)
+    records = [json.loads(line) for line in as_json.stdout.splitlines() if line.startswith("{")]
+    errors = [r for r in records if "error" in r]
+    assert as_json.returncode == 2 and len(errors) == 1 and errors[0]["exit_code"] == 2
+    assert errors[0]["source"] == "missing-folder/" and errors[0]["error"].count("missing-folder") == 1
+    as_sarif = headcheck("scan", *targets, "--format", "sarif", cwd=REPO)
+    run = json.loads(as_sarif.stdout)["runs"][0]
+    notifications = run["invocations"][0]["toolExecutionNotifications"]
+    assert run["invocations"][0]["executionSuccessful"] is False and "missing-folder" in notifications[0]["message"]["text"]
+    sarif_schema = json.loads((REPO / "tests" / "data" / "sarif-2.1.0.schema.json").read_text())
+    import jsonschema
+
+    jsonschema.Draft7Validator(sarif_schema).validate(json.loads(as_sarif.stdout))
+    as_github = headcheck("scan", *targets, "--format", "github", cwd=REPO)
+    assert "::error title=headcheck::missing-folder: no such file or directory" in as_github.stdout

@@ -143,7 +143,13 @@ def test_rejected_input_cli(name, fmt):
     _, exit_code, needle = REJECTED[name]
     result = run_cli("scan", CHECKPOINTS / name, "--format", fmt)
     assert result.returncode == exit_code, (result.stdout, result.stderr)
-    assert result.stdout == ""  # nothing scanned is never reported as a (clean) report
+    # nothing scanned is never reported as a (clean) report; JSON output carries the error record (issue 14)
+    if fmt == "text":
+        assert result.stdout == ""
+    else:
+        record = json.loads(result.stdout)
+        assert set(record) == {"schema_version", "source", "error", "exit_code"} and record["exit_code"] == exit_code
+        assert needle in record["error"]
     assert_one_clean_line(result.stderr)
     assert needle in result.stderr
 

@@ -12,7 +12,6 @@ from ..version import __version__
 from ..judge import ruledata
 from ..errors import InputError, NothingScannedError
 from ..exitcodes import ExitCode
-from ..model import SCHEMA_VERSION
 from ..render import RENDERERS, render
 from .hook import hook
 from .options import FAIL_ON, HEAD_TYPES, use_color
@@ -72,12 +71,14 @@ def scan(targets, from_file, revision, token, jobs, fmt, fail_on, head_type, sum
         _say_if_head_type_ignored(outcome.report, head_type)
         if outcome.error:
             label = "error" if outcome.exit_code == ExitCode.INPUT_ERROR else "nothing scanned"
+            if fmt != "text":  # machine formats say it on stdout too, as they do for several targets
+                click.echo(_errors_output(fmt, [outcome]))
             click.echo(f"headcheck: {label}: {outcome.error}", err=True)
             sys.exit(outcome.exit_code)
         click.echo(RENDERERS[fmt](outcome.report, color=fmt == "text" and use_color(sys.stdout)))
         _append_summary(summary, [outcome.report])
         sys.exit(_exit_code(outcome, threshold))
-    reports, worst, counts = [], ExitCode.OK, {}
+    reports, failed, worst, counts = [], [], ExitCode.OK, {}
     with _progress_bar(total=len(all_targets), unit="repo", desc="scanning") as advance:
         for outcome in scan_many(all_targets, jobs=jobs, **options):
             advance(1)
@@ -86,10 +87,16 @@ def scan(targets, from_file, revision, token, jobs, fmt, fail_on, head_type, sum
             counts[verdict] = counts.get(verdict, 0) + 1
             if outcome.report:
                 reports.append(outcome.report)
+            else:
+                failed.append(outcome)
             if fmt in ("json", "text"):
                 click.echo(_one_line_outcome(outcome) if fmt == "json" else _text_outcome(outcome))
-    if fmt not in ("json", "text"):
-        click.echo(render(fmt, reports))
+    if fmt == "sarif":
+        from ..render.sarif import render_sarif
+
+        click.echo(render_sarif(reports, errors=[o.error for o in failed]))
+    elif fmt == "github":
+        click.echo("\n".join(filter(None, [render(fmt, reports), _errors_output(fmt, failed)])))
     _append_summary(summary, reports)
     click.echo(f"headcheck: {len(all_targets)} scanned: "
                + ", ".join(f"{verdict} {n}" for verdict, n in sorted(counts.items())), err=True)
@@ -113,10 +120,25 @@ def _one_line_outcome(outcome) -> str:
     """JSON Lines: a report, or for a target that could not be scanned an error record."""
     import json
 
+    from ..render.json_report import error_record
+
     if outcome.report:
         return json.dumps(outcome.report.to_dict(), ensure_ascii=False)
-    return json.dumps({"schema_version": SCHEMA_VERSION, "source": outcome.target, "error": outcome.error,
-                       "exit_code": int(outcome.exit_code)}, ensure_ascii=False)
+    return json.dumps(error_record(outcome.target, outcome.error, outcome.exit_code), ensure_ascii=False)
+
+
+def _errors_output(fmt: str, failed) -> str:
+    """Targets that could not be scanned, in a machine format: JSON error records, a SARIF run whose
+    execution failed, or error annotations."""
+    if fmt == "json":
+        return "\n".join(_one_line_outcome(outcome) for outcome in failed)
+    if fmt == "sarif":
+        from ..render.sarif import render_sarif
+
+        return render_sarif([], errors=[o.error for o in failed])
+    from ..render.github import render_github_errors
+
+    return render_github_errors([o.error for o in failed])
 
 
 def _text_outcome(outcome) -> str:

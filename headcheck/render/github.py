@@ -67,3 +67,8 @@ def render_github(reports: Sequence[Report], color: bool = False, *, root: str |
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def render_github_errors(errors: Sequence[str]) -> str:
+    """An error annotation per target that could not be scanned (each message names its target)."""
+    return "\n".join(f"::error title=headcheck::{escape_data(message)}" for message in errors)

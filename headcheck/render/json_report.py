@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 
-from ..model import Report
+from ..model import SCHEMA_VERSION, Report
 
 
 def render_json(report: Report, color: bool = False) -> str:
     return json.dumps(report.to_dict(), indent=2, ensure_ascii=False)
+
+
+def error_record(target: str, error: str, exit_code: int) -> dict:
+    """What JSON output says for a target that could not be scanned (one line of JSON Lines, or alone)."""
+    return {"schema_version": SCHEMA_VERSION, "source": target, "error": error, "exit_code": int(exit_code)}

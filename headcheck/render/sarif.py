@@ -37,12 +37,15 @@ def rule_url(code: str) -> str:
     return f"{RULES_DOC_URI}#{code.lower()}"
 
 
-def render_sarif(reports: Sequence[Report], color: bool = False, *, root: str | os.PathLike | None = None) -> str:
-    """The SARIF log of REPORTS as JSON text; ROOT is where relative URIs start (default: the cwd)."""
-    return json.dumps(sarif_log(reports, root=root), indent=2, ensure_ascii=False)
+def render_sarif(reports: Sequence[Report], color: bool = False, *, root: str | os.PathLike | None = None,
+                 errors: Sequence[str] = ()) -> str:
+    """The SARIF log of REPORTS as JSON text; ROOT is where relative URIs start (default: the cwd); ERRORS
+    say which targets could not be scanned (each message names its target)."""
+    return json.dumps(sarif_log(reports, root=root, errors=errors), indent=2, ensure_ascii=False)
 
 
-def sarif_log(reports: Sequence[Report], *, root: str | os.PathLike | None = None) -> dict[str, Any]:
+def sarif_log(reports: Sequence[Report], *, root: str | os.PathLike | None = None,
+              errors: Sequence[str] = ()) -> dict[str, Any]:
     base = Path(root if root is not None else os.getcwd()).resolve()
     rules = list(ruledata.registry().values())
     index = {rule.code: i for i, rule in enumerate(rules)}
@@ -66,6 +69,9 @@ def sarif_log(reports: Sequence[Report], *, root: str | os.PathLike | None = Non
         "results": results,
         "properties": {"checkpoints": checkpoints},
     }
+    if errors:  # a target that could not be read is a failed execution, never an empty (clean) run
+        run["invocations"] = [{"executionSuccessful": False, "toolExecutionNotifications": [
+            {"level": "error", "message": {"text": message}} for message in errors]}]
     return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
 
 
