@@ -156,3 +156,18 @@ def test_7_an_unreadable_target_in_every_machine_format(tmp_path, targets):
     jsonschema.Draft7Validator(sarif_schema).validate(json.loads(as_sarif.stdout))
     as_github = headcheck("scan", *targets, "--format", "github", cwd=REPO)
     assert "::error title=headcheck::missing-folder: no such file or directory" in as_github.stdout
+
+
+@pytest.mark.parametrize("fixture", ["truncated-header", "invalid-config", "shard-missing", "lfs-pointer-weights"])
+def test_8_error_lines_name_the_checkpoint_and_the_file_once(fixture):
+    for targets in ([CHECKPOINTS / fixture], [CHECKPOINTS / fixture, CHECKPOINTS / "bert-seq-cls"]):
+        done = headcheck("scan", *targets)
+        line = next(line for line in (done.stdout + done.stderr).splitlines() if "error:" in line)
+        assert line.count(fixture) == 1, line
+        assert f"{fixture}/" in line  # folder/file: ...
+
+
+def test_8_a_missing_target_is_named_once():
+    done = headcheck("scan", "nope/", "elsewhere/")
+    lines = [line for line in done.stdout.splitlines() if "error" in line]
+    assert lines and all(line.count("nope") + line.count("elsewhere") == 1 for line in lines), lines

@@ -144,7 +144,7 @@ def _errors_output(fmt: str, failed) -> str:
 def _text_outcome(outcome) -> str:
     if outcome.report:
         return RENDERERS["text"](outcome.report, color=use_color(sys.stdout))
-    return f"{outcome.target}: error: {outcome.error}"
+    return f"headcheck: error: {outcome.error}"  # the error names the target
 
 
 def _append_summary(summary: Path | None, reports) -> None:

@@ -129,7 +129,20 @@ def build_facts(path: Path) -> Facts:
 
 
 def build_facts_from(source: Source) -> Facts:
-    """Read a checkpoint folder from any source (local folder, Hub repository, git tree) into Facts."""
+    """Read a checkpoint folder from any source (local folder, Hub repository, git tree) into Facts.
+    Errors name the checkpoint and the file once: `folder/model.safetensors: corrupt ...`."""
+    try:
+        return _read_folder(source)
+    except (InputError, NothingScannedError) as exc:
+        message = str(exc)
+        if not message.startswith(source.label):
+            file, sep, _ = message.partition(": ")
+            in_file = bool(sep) and file in source.files()
+            exc.args = (f"{source.label}/{message}" if in_file else f"{source.label}: {message}",)
+        raise
+
+
+def _read_folder(source: Source) -> Facts:
     files = source.files()
     collector = _Collector()
     for name in CONFIG_FILES:
