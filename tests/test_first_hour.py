@@ -171,3 +171,15 @@ def test_8_a_missing_target_is_named_once():
     done = headcheck("scan", "nope/", "elsewhere/")
     lines = [line for line in done.stdout.splitlines() if "error" in line]
     assert lines and all(line.count("nope") + line.count("elsewhere") == 1 for line in lines), lines
+
+
+def test_13_help_and_rule_text_read_well_on_a_terminal():
+    top = headcheck("--help").stdout
+    commands = top.split("Commands:")[1]
+    assert "..." not in commands  # command summaries are not cut
+    listing = headcheck("rule").stdout.splitlines()
+    assert max(map(len, listing)) <= 100
+    explained = headcheck("rule", "HC103").stdout
+    assert "##" not in explained and "`" not in explained
+    assert "What it checks" in explained and "How to fix" in explained
+    assert headcheck("rule", "--markdown").stdout.startswith("# headcheck rules")

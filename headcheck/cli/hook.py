@@ -24,7 +24,7 @@ repo_option = click.option("--repo", "repo_path", type=click.Path(path_type=Path
 
 
 
-@click.group()
+@click.group(short_help="The pre-commit hook and the native git pre-push hook.")
 def hook() -> None:
     """Judge what is pushed: the pre-commit hook and the native git pre-push hook.
 

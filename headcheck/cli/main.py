@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 from pathlib import Path
 
 import click
@@ -31,7 +30,7 @@ def cli() -> None:
     """
 
 
-@cli.command()
+@cli.command(short_help="Classify checkpoint heads and judge whether they can become flex heads.")
 @click.argument("targets", nargs=-1)
 @click.option("--from-file", type=click.File("r", encoding="utf-8"),
               help="Read more targets from this file, one per line ('#' starts a comment; '-' is stdin).")
@@ -156,7 +155,7 @@ def _append_summary(summary: Path | None, reports) -> None:
         out.write(render_summary(reports) + "\n")
 
 
-@cli.command()
+@cli.command(short_help="Rewrite a convertible checkpoint into the flex-head layout.")
 @click.argument("source", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True,
               help="Folder to write the flex-head checkpoint to; must not exist or be empty unless --force.")
@@ -250,21 +249,21 @@ class _progress_bar:
 @click.option("--markdown", is_flag=True, help="Print every rule as Markdown (the source of docs/rules.md).")
 def rule(code: str | None, markdown: bool) -> None:
     """Explain rule CODE (e.g. HC101 or custom-head-weights); without CODE, list all rules."""
-    if markdown:
-        from ..render.rules_doc import render_rules_markdown
+    import shutil
 
+    from ..render.rules_doc import render_rule, render_rule_list, render_rules_markdown
+
+    if markdown:
         click.echo(render_rules_markdown(), nl=False)
         return
+    width = min(100, shutil.get_terminal_size().columns) - 2
     if code is None:
-        for r in ruledata.registry().values():
-            click.echo(f"{r.code}  {r.name:<30} {str(r.severity):<8} {r.summary}")
+        click.echo(render_rule_list(width))
         return
     found = ruledata.lookup(code)
     if found is None:
         raise click.UsageError(f"unknown rule {code!r}; run `headcheck rule` for the list")
-    click.echo(f"{found.code} {found.name} ({found.severity})\n\n{found.summary}")
-    for key, title in ruledata.EXPLANATION_SECTIONS.items():
-        click.echo(f"\n## {title}\n" + textwrap.fill(found.explanation[key], width=100))
+    click.echo(render_rule(found, width, color=use_color(sys.stdout)))
 
 
 cli.add_command(hook)

@@ -1,6 +1,11 @@
-"""docs/rules.md: every rule with its fixed sections, anchored by code (SARIF helpUri points here)."""
+"""The rules as documents: docs/rules.md (anchored by code, SARIF helpUri points here) and the terminal text
+of `headcheck rule`."""
 
 from __future__ import annotations
+
+import textwrap
+
+import click
 
 from ..judge import ruledata
 
@@ -17,3 +22,26 @@ def render_rules_markdown() -> str:
         for key, title in ruledata.EXPLANATION_SECTIONS.items():
             lines += ["", f"### {title}", "", rule.explanation[key]]
     return "\n".join(lines) + "\n"
+
+
+def render_rule_list(width: int = 100) -> str:
+    """`headcheck rule`: one rule per entry, the summary wrapped under the code to fit `width`."""
+    lines = []
+    for rule in ruledata.registry().values():
+        lines.append(f"{rule.code}  {rule.name}  ({rule.severity})")
+        lines += textwrap.wrap(rule.summary, width=width, initial_indent="       ", subsequent_indent="       ")
+    return "\n".join(lines)
+
+
+def render_rule(rule: ruledata.Rule, width: int = 100, color: bool = False) -> str:
+    """`headcheck rule CODE` for a terminal: section titles as titles, Markdown code marks dropped."""
+    def title(text: str) -> str:
+        return click.style(text, bold=True) if color else text
+
+    def prose(text: str) -> list[str]:
+        return textwrap.wrap(text.replace("`", ""), width=width, initial_indent="  ", subsequent_indent="  ")
+
+    lines = [title(f"{rule.code} {rule.name} ({rule.severity})"), "", *prose(rule.summary)]
+    for key, name in ruledata.EXPLANATION_SECTIONS.items():
+        lines += ["", title(name), *prose(rule.explanation[key])]
+    return "\n".join(lines)
