@@ -183,3 +183,50 @@ def test_13_help_and_rule_text_read_well_on_a_terminal():
     assert "##" not in explained and "`" not in explained
     assert "What it checks" in explained and "How to fix" in explained
     assert headcheck("rule", "--markdown").stdout.startswith("# headcheck rules")
+
+
+def test_11_verify_output_is_clean_and_in_order(tmp_path):
+    zoo = pytest.importorskip("zoo")
+    src = zoo.build_static("BertForSequenceClassification", tmp_path / "src", num_labels=3)
+    done = headcheck("migrate", src, "--out", tmp_path / "out", "--verify")
+    assert done.returncode == 0, done.stderr
+    assert "TRAIN" not in done.stdout + done.stderr and "none are activated" not in done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    verify = next(i for i, line in enumerate(lines) if line.startswith("verify:"))
+    wrote = next(i for i, line in enumerate(lines) if line.startswith("wrote "))
+    assert verify < wrote  # the check runs before the output is renamed into place
+
+
+def test_11_a_usage_error_with_verify_does_not_load_torch(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("x")
+    code = ("import sys; from headcheck.cli.main import main; sys.argv = ['headcheck', 'migrate', sys.argv[1], "
+            "'--out', sys.argv[2], '--verify']\ntry:\n    main()\nexcept SystemExit as exc:\n    print(exc.code)\n"
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(CHECKPOINTS / "bert-seq-cls"), str(tmp_path / "out")],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.stdout.split() == ["4", "False"], done.stdout + done.stderr
+
+
+def test_12_dry_run_shows_every_key_it_sets_and_says_it_is_partial(tmp_path):
+    done = headcheck("migrate", CHECKPOINTS / "bert-seq-cls", "--out", tmp_path / "out", "--dry-run")
+    assert '"adapters"' in done.stdout and '"prediction_heads"' in done.stdout
+    assert "other keys kept as they were" in done.stdout
+    real = headcheck("migrate", CHECKPOINTS / "bert-seq-cls", "--out", tmp_path / "out")
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    original = json.loads((CHECKPOINTS / "bert-seq-cls" / "config.json").read_text())
+    changed = {key for key in config if config[key] != original.get(key)}
+    assert real.returncode == 0 and all(f'"{key}"' in done.stdout for key in changed), changed
+
+
+def test_16_quiet_json_and_a_plan_summary(tmp_path):
+    assert headcheck("scan", CHECKPOINTS / "bert-seq-cls", "--quiet").stdout.strip().endswith(": convertible")
+    summary = headcheck("migrate", CHECKPOINTS / "sharded", "--out", tmp_path / "a")
+    assert len(summary.stdout.splitlines()) <= 4 and "tensors renamed" in summary.stdout
+    verbose = headcheck("migrate", CHECKPOINTS / "sharded", "--out", tmp_path / "b", "--verbose")
+    assert "rename classifier.weight -> heads.default.1.weight" in verbose.stdout
+    quiet = headcheck("migrate", CHECKPOINTS / "sharded", "--out", tmp_path / "c", "--quiet")
+    assert quiet.returncode == 0 and quiet.stdout == ""
+    as_json = json.loads(headcheck("migrate", CHECKPOINTS / "sharded", "--out", tmp_path / "d", "--format", "json").stdout)
+    assert as_json["out"] == str((tmp_path / "d").resolve()) and as_json["tensors_checked"] == 25
+    assert any(r["source"] == "classifier.weight" and r["target"] == "heads.default.1.weight" for r in as_json["renames"])

@@ -45,9 +45,10 @@ def cli() -> None:
               help="Lowest finding severity that makes the exit code 1.")
 @click.option("--head-type", type=click.Choice(HEAD_TYPES),
               help="Decide the head type when the weights fit several (verdict 'ambiguous').")
+@click.option("-q", "--quiet", is_flag=True, help="Text format: only the verdict line of each target.")
 @click.option("--summary", type=click.Path(path_type=Path, dir_okay=False, writable=True),
               help="Also append a Markdown summary to this file (e.g. \"$GITHUB_STEP_SUMMARY\").")
-def scan(targets, from_file, revision, token, jobs, fmt, fail_on, head_type, summary) -> None:
+def scan(targets, from_file, revision, token, jobs, fmt, fail_on, head_type, quiet, summary) -> None:
     """Classify the head of each TARGET and judge whether it can become an adapters flex head.
 
     \b
@@ -74,7 +75,7 @@ def scan(targets, from_file, revision, token, jobs, fmt, fail_on, head_type, sum
                 click.echo(_errors_output(fmt, [outcome]))
             click.echo(f"headcheck: {label}: {outcome.error}", err=True)
             sys.exit(outcome.exit_code)
-        click.echo(RENDERERS[fmt](outcome.report, color=fmt == "text" and use_color(sys.stdout)))
+        click.echo(_text_outcome(outcome, quiet) if fmt == "text" else RENDERERS[fmt](outcome.report))
         _append_summary(summary, [outcome.report])
         sys.exit(_exit_code(outcome, threshold))
     reports, failed, worst, counts = [], [], ExitCode.OK, {}
@@ -89,7 +90,7 @@ def scan(targets, from_file, revision, token, jobs, fmt, fail_on, head_type, sum
             else:
                 failed.append(outcome)
             if fmt in ("json", "text"):
-                click.echo(_one_line_outcome(outcome) if fmt == "json" else _text_outcome(outcome))
+                click.echo(_one_line_outcome(outcome) if fmt == "json" else _text_outcome(outcome, quiet))
     if fmt == "sarif":
         from ..render.sarif import render_sarif
 
@@ -140,9 +141,11 @@ def _errors_output(fmt: str, failed) -> str:
     return render_github_errors([o.error for o in failed])
 
 
-def _text_outcome(outcome) -> str:
+def _text_outcome(outcome, quiet: bool = False) -> str:
+    from ..render.text import render_verdict
+
     if outcome.report:
-        return RENDERERS["text"](outcome.report, color=use_color(sys.stdout))
+        return (render_verdict if quiet else RENDERERS["text"])(outcome.report, color=use_color(sys.stdout))
     return f"headcheck: error: {outcome.error}"  # the error names the target
 
 
@@ -168,7 +171,12 @@ def _append_summary(summary: Path | None, reports) -> None:
               "and compare outputs and loss; a difference above tolerance writes nothing (needs the 'verify' extra).")
 @click.option("--base", type=click.Path(path_type=Path, exists=True, file_okay=False),
               help="Base model folder for --verify of an adapter folder (default: adapter_config.json's model_name).")
-def migrate(source: Path, out: Path, head_name, head_type, num_choices, force, dry_run, verify, base) -> None:
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: the result for scripts (output folder, renames, tensors checked, verify figures).")
+@click.option("-v", "--verbose", is_flag=True, help="Print the whole plan, not only its counts.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success (errors still go to stderr).")
+def migrate(source: Path, out: Path, head_name, head_type, num_choices, force, dry_run, verify, base, fmt, verbose,
+            quiet) -> None:
     """Rewrite the checkpoint in SOURCE into the adapters flex-head layout, in --out.
 
     Checkpoints that `headcheck scan` calls convertible are rewritten; already-flex ones are copied
@@ -178,13 +186,13 @@ def migrate(source: Path, out: Path, head_name, head_type, num_choices, force, d
     scan as already-flex.
     """
     from ..migration import run as migration
-    from ..render.migration import render_migration
+    from ..render.migration import render_comparison, render_migration, render_migration_json
 
     options = dict(head_name=head_name, head_type=head_type, num_choices=num_choices)
     try:
         if dry_run:
             report, plan = migration.prepare(source, **options)
-            click.echo(render_migration(report, plan, None))
+            click.echo(render_migration_json(report, plan, None) if fmt == "json" else render_migration(report, plan, None))
             return
         with _progress_bar() as on_bytes:
             result = migration.migrate(source, out, force=force, verify=verify, base=base, on_bytes=on_bytes,
@@ -199,7 +207,8 @@ def migrate(source: Path, out: Path, head_name, head_type, num_choices, force, d
         click.echo(f"headcheck: {exc}", err=True)
         sys.exit(ExitCode.USAGE)
     except migration.VerifyFailedError as exc:
-        _echo_comparison(exc.comparison)
+        if exc.comparison is not None:
+            click.echo(render_comparison(exc.comparison), err=True)
         click.echo(f"headcheck: error: {exc}", err=True)
         sys.exit(ExitCode.FINDINGS if exc.comparison else ExitCode.INPUT_ERROR)
     except (InputError, migration.MigrationError) as exc:
@@ -208,15 +217,10 @@ def migrate(source: Path, out: Path, head_name, head_type, num_choices, force, d
     except NothingScannedError as exc:
         click.echo(f"headcheck: nothing scanned: {exc}", err=True)
         sys.exit(ExitCode.NOTHING_SCANNED)
-    click.echo(render_migration(result.report, result.migration, result))
-    _echo_comparison(result.comparison)
-
-
-def _echo_comparison(c) -> None:
-    if c is not None:
-        click.echo(f"verify: max |logits diff| {c.max_logits_diff:.3g}, |loss diff| {c.loss_diff:.3g} "
-                   f"(tolerance {c.tolerance:g}); missing keys {len(c.missing_keys)}, "
-                   f"unexpected keys {len(c.unexpected_keys)}")
+    if fmt == "json":
+        click.echo(render_migration_json(result.report, result.migration, result))
+    elif not quiet:
+        click.echo(render_migration(result.report, result.migration, result, verbose=verbose))
 
 
 class _progress_bar:

@@ -5,7 +5,10 @@ Imports the heavy stack; only `headcheck migrate --verify` and the tests use thi
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,8 +102,36 @@ def _difference(a, b) -> tuple[float, float]:
     return diff, loss
 
 
+@contextlib.contextmanager
+def _quiet_loading():
+    """Loading both models makes transformers and adapters warn about things that are expected here
+    ("You should probably TRAIN this model", "adapters available but none are activated"): keep them out
+    of a correct run's output."""
+    import transformers
+
+    loggers = [logging.getLogger(name) for name in ("adapters", "transformers")]
+    levels = [logger.level for logger in loggers]
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            transformers.logging.set_verbosity(verbosity)
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+
+
 def compare(original: Path, migrated: Path, base: Path | str | None = None,
             original_class: str | None = None) -> Comparison:
+    with _quiet_loading():
+        return _compare(original, migrated, base, original_class)
+
+
+def _compare(original: Path, migrated: Path, base: Path | str | None, original_class: str | None) -> Comparison:
     """Run both checkpoints on the same fixed inputs. `original_class` is the transformers class the original
     loads with (default: its config's architectures; a flex original loads with AutoAdapterModel); `base` is
     the base model for adapter folders (default: the model_name in adapter_config.json, a folder or Hub id)."""

@@ -1,13 +1,80 @@
-"""Text for `headcheck migrate`: the plan (dry run) or what was written and checked."""
+"""Output of `headcheck migrate`: the plan (dry run, --verbose), a summary of what was written and checked,
+and the same as JSON for scripts."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
+
+# the keys migrate sets in a config file; the dry-run preview shows these (every other key is kept as it was)
+CHANGED_KEYS = ("architectures", "adapters", "prediction_heads", "model_class", "config", "name")
 
 
-def render_migration(report, migration, result) -> str:
+def render_migration(report, migration, result, *, verbose: bool = False) -> str:
+    """The plan in full when this is a dry run (result None) or `verbose`, else one line of counts;
+    then, for a real run, the verify figures and what was written."""
     target = report.plan.adapter_model_class if report.plan else "already flex: a checked copy, nothing rewritten"
     lines = [f"{report.source}: {report.head.type} head ({report.head.architecture}) -> {target}"]
+    lines += _plan_lines(migration) if result is None or verbose else [f"  {_counts(migration)}"]
+    if result is None:
+        lines.append("dry run: nothing written")
+        return "\n".join(lines)
+    if result.comparison is not None:
+        lines.append(render_comparison(result.comparison))
+    if result.replaced_entries:
+        lines.append(f"replaced the previous {result.out} ({result.replaced_entries} entries, --force)")
+    lines.append(f"wrote {result.out}: {result.tensors_checked} tensors byte-checked against the source, "
+                 f"rescan: {result.rescan.verdict.value}")
+    return "\n".join(lines)
+
+
+def render_comparison(c) -> str:
+    return (f"verify: max |logits diff| {c.max_logits_diff:.3g}, |loss diff| {c.loss_diff:.3g} "
+            f"(tolerance {c.tolerance:g}); missing keys {len(c.missing_keys)}, unexpected keys {len(c.unexpected_keys)}")
+
+
+def migration_dict(report, migration, result) -> dict[str, Any]:
+    """`migrate --format json`: the result for scripts."""
+    comparison = result.comparison if result is not None else None
+    return {
+        "source": report.source,
+        "verdict": report.verdict.value,
+        "out": str(result.out) if result is not None else None,
+        "adapter_model_class": report.plan.adapter_model_class if report.plan else None,
+        "head_name": report.plan.head_name if report.plan else report.head.name,
+        "tensors_checked": result.tensors_checked if result is not None else 0,
+        "rescan_verdict": result.rescan.verdict.value if result is not None else None,
+        "renames": [{"file": o.name, "source": m.source.name, "target": m.target}
+                    for o in migration.outputs for m in o.moves if m.target != m.source.name],
+        "kept": sum(m.target == m.source.name for o in migration.outputs for m in o.moves),
+        "added": [{"file": o.name, "target": a.target, "shape": list(a.shape), "reason": a.reason}
+                  for o in migration.outputs for a in o.added],
+        "dropped": [{"tensor": name, "reason": why} for name, why in migration.dropped],
+        "configs": sorted(migration.configs),
+        "verify": None if comparison is None else {
+            "max_logits_diff": comparison.max_logits_diff, "loss_diff": comparison.loss_diff,
+            "tolerance": comparison.tolerance, "missing_keys": list(comparison.missing_keys),
+            "unexpected_keys": list(comparison.unexpected_keys), "ok": comparison.ok},
+    }
+
+
+def render_migration_json(report, migration, result) -> str:
+    return json.dumps(migration_dict(report, migration, result), indent=2, ensure_ascii=False)
+
+
+def _counts(migration) -> str:
+    moves = [m for o in migration.outputs for m in o.moves]
+    renamed = sum(m.target != m.source.name for m in moves)
+    added = sum(len(o.added) for o in migration.outputs)
+    parts = [f"{renamed} tensors renamed", f"{len(moves) - renamed} kept"]
+    parts += [f"{added} added as zeros"] if added else []
+    parts += [f"{len(migration.dropped)} dropped"] if migration.dropped else []
+    parts += [f"{', '.join(sorted(migration.configs))} rewritten"] if migration.configs else []
+    return "; ".join(parts) + " (the whole plan: --dry-run or --verbose)"
+
+
+def _plan_lines(migration) -> list[str]:
+    lines = []
     for output in migration.outputs:
         lines.append(f"  {output.name}:")
         for move in output.moves:
@@ -21,14 +88,9 @@ def render_migration(report, migration, result) -> str:
     for name, why in migration.dropped:
         lines.append(f"  drop   {name} ({why})")
     for name, content in migration.configs.items():
-        lines.append(f"  write  {name}:")
-        shown = {k: content[k] for k in ("architectures", "model_class", "prediction_heads", "config", "name") if k in content}
+        shown = {k: content[k] for k in CHANGED_KEYS if k in content}
+        hidden = len(content) - len(shown)
+        lines.append(f"  write  {name}" + (f" (the keys migrate sets; {hidden} other keys kept as they were):"
+                                           if hidden else ":"))
         lines.extend("    " + line for line in json.dumps(shown, indent=2).splitlines())
-    if result is None:
-        lines.append("dry run: nothing written")
-    else:
-        if result.replaced_entries:
-            lines.append(f"replaced the previous {result.out} ({result.replaced_entries} entries, --force)")
-        lines.append(f"wrote {result.out}: {result.tensors_checked} tensors byte-checked against the source, "
-                     f"rescan: {result.rescan.verdict.value}")
-    return "\n".join(lines)
+    return lines

@@ -16,12 +16,21 @@ VERDICT_COLORS = {
 SEVERITY_COLORS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "blue"}
 
 
+def _style(text: str, fg: str, color: bool, bold: bool = False) -> str:
+    return click.style(text, fg=fg, bold=bold) if color else text
+
+
+def render_verdict(report: Report, color: bool = False) -> str:
+    """The first line of a report: the checkpoint and its verdict (all that `scan --quiet` prints)."""
+    return f"{report.source}: {_style(report.verdict.value, VERDICT_COLORS[report.verdict], color, bold=True)}"
+
+
 def render_text(report: Report, color: bool = False) -> str:
     def style(text: str, fg: str, bold: bool = False) -> str:
-        return click.style(text, fg=fg, bold=bold) if color else text
+        return _style(text, fg, color, bold)
 
     head = report.head
-    lines = [f"{report.source}: {style(report.verdict.value, VERDICT_COLORS[report.verdict], bold=True)}"]
+    lines = [render_verdict(report, color)]
     lines.append(f"  kind      {report.kind.value} ({report.layout.value}), model_type {report.model_type or '-'}")
     described = head.type
     if head.problem_type:
