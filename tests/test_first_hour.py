@@ -230,3 +230,20 @@ def test_16_quiet_json_and_a_plan_summary(tmp_path):
     as_json = json.loads(headcheck("migrate", CHECKPOINTS / "sharded", "--out", tmp_path / "d", "--format", "json").stdout)
     assert as_json["out"] == str((tmp_path / "d").resolve()) and as_json["tensors_checked"] == 25
     assert any(r["source"] == "classifier.weight" and r["target"] == "heads.default.1.weight" for r in as_json["renames"])
+
+
+def test_17_18_readme_installs_what_exists_and_documents_what_is_there():
+    readme = (REPO / "README.md").read_text()
+    tags = subprocess.run(["git", "tag", "-l"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    for line in readme.splitlines():
+        if "pip install headcheck" in line or "pip install 'headcheck[" in line:
+            pytest.fail(f"installs a package the index does not have: {line}")
+        if line.strip().startswith("rev: v"):
+            assert line.split()[1] in tags, f"the pre-commit snippet names a tag the repository lacks: {line}"
+    assert "pre-commit try-repo" in readme and "CUDA" in readme
+    from headcheck.model import Layout
+
+    for layout in Layout:
+        assert f"`{layout.value}`" in readme, layout
+    for option in ("--head-type", "--quiet", "--verbose", "--format text|json"):
+        assert option in readme.split("## Usage")[1].split("##")[0], option
