@@ -247,3 +247,11 @@ def test_17_18_readme_installs_what_exists_and_documents_what_is_there():
         assert f"`{layout.value}`" in readme, layout
     for option in ("--head-type", "--quiet", "--verbose", "--format text|json"):
         assert option in readme.split("## Usage")[1].split("##")[0], option
+
+
+def test_5_a_config_file_alone_is_not_clean():
+    done = headcheck("scan", CHECKPOINTS / "bert-seq-cls" / "config.json", "--format", "json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 1 and report["verdict"] == "not-convertible"
+    assert any(f["rule"] == "HC128" and f["severity"] == "error" for f in report["findings"])
+    assert headcheck("scan", CHECKPOINTS / "bert-seq-cls").returncode == 0  # the folder is fine

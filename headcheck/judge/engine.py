@@ -70,6 +70,9 @@ def scan_facts(facts: Facts, head_type: str | None = None, base_config: dict | N
     extra.extend(_card_findings(facts))
     if facts.doc("model") is not None:
         extra.extend(unread_settings(facts.doc("model"), facts.doc_file("model") or "config.json"))
+    if not facts.weights and facts.docs and Path(facts.root).is_file():  # incomplete input is never clean
+        extra.append(finding("HC128", f"{Path(facts.root).name} was scanned alone: its weights were not read",
+                             file=Path(facts.root).name, hint=f"scan the folder: headcheck scan {Path(facts.root).parent}"))
     findings = (*judgement.findings, *extra)
     verdict = final_verdict(judgement, tuple(extra))
     model_doc = facts.doc("model") or facts.doc("head") or facts.doc("adapter") or {}
