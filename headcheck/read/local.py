@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
+import stat
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import InputError
+from .json_text import MAX_JSON_BYTES, parse_json
 from .lfs import is_lfs_pointer
 from .safetensors_header import read_safetensors_index
 from .tensor_info import TensorInfo
@@ -39,16 +40,25 @@ def check_not_pointer(path: Path, rel: str) -> None:
 
 
 def read_json_file(path: Path, rel: str) -> Any:
+    regular_file(path, rel)
     check_not_pointer(path, rel)
+    with path.open("rb") as fh:
+        raw = fh.read(MAX_JSON_BYTES + 1)
+    return parse_json(raw, rel)
+
+
+def regular_file(path: Path, rel: str) -> None:
+    """Only regular files are read: a FIFO would block, a device never ends, a folder is not a file."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise InputError(f"{rel}: not a text file, expected JSON") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{rel}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        mode = path.stat().st_mode
+    except OSError as exc:  # missing, dangling or looping symlink
+        raise InputError(f"{rel}: cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{rel}: not a regular file")
 
 
 def read_weights_file(path: Path, rel: str) -> dict[str, TensorInfo]:
+    regular_file(path, rel)
     check_not_pointer(path, rel)
     if rel.endswith(".safetensors"):
         return read_safetensors_index(path, rel)[0]

@@ -5,11 +5,11 @@ Hand-written because the safetensors package exposes no byte offsets and needs n
 
 from __future__ import annotations
 
-import json
 import struct
 from pathlib import Path
 
 from ..errors import InputError
+from .json_text import parse_json
 from .tensor_info import TensorInfo
 
 # A header larger than this is not a real checkpoint (the format's own reader caps it at 100 MB).
@@ -31,9 +31,9 @@ def nbytes(dtype: str, shape: tuple[int, ...] | None) -> int:
 def parse_header(raw: bytes, data_size: int, rel_name: str) -> tuple[dict[str, TensorInfo], dict[str, str]]:
     """Turn header JSON bytes into tensor infos; spans are absolute offsets in the file."""
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{rel_name}: corrupt safetensors header (invalid JSON: {exc})") from None
+        header = parse_json(raw, rel_name)
+    except InputError as exc:
+        raise InputError(f"{rel_name}: corrupt safetensors header ({str(exc).removeprefix(rel_name + ': ')})") from None
     if not isinstance(header, dict):
         raise InputError(f"{rel_name}: corrupt safetensors header (not a JSON object)")
     metadata = header.pop("__metadata__", None) or {}
