@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import functools
+import glob
 import json
 import os
 import shutil
@@ -30,6 +33,14 @@ class NotConvertibleError(Exception):
 
 class OutputExistsError(Exception):
     """--out exists and is not empty, and --force was not given."""
+
+
+class OutputWriteError(MigrationError, OSError):
+    """The output could not be written (no space left, read-only folder, ...); nothing was left behind."""
+
+
+class OutputBusyError(MigrationError):
+    """Another migrate is writing the same --out right now."""
 
 
 class VerifyUnavailableError(Exception):
@@ -78,16 +89,22 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
     source, out = Path(source).resolve(), Path(out).resolve()
     if out == source or source in out.parents:
         raise OutputExistsError(f"{out}: --out must not be the input folder or inside it")
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{out} is a file; --out must be a folder (--force replaces only folders)")
-    replaced = sum(1 for _ in out.iterdir()) if out.exists() else 0
-    if replaced and not force:
-        raise OutputExistsError(f"{out} exists and is not empty (use --force to replace it)")
-    compare = _verifier() if verify else None
-    report, migration = prepare(source, head_name=head_name, head_type=head_type, num_choices=num_choices)
-    comparisons: list = []
-    checks = [_verify_check(compare, source, base, report.head.architecture, comparisons)] if compare else []
-    checks += [accept] if accept is not None else []
+    with _exclusive(out):
+        _recover_stale(out)
+        if out.exists() and not out.is_dir():
+            raise OutputExistsError(f"{out} is a file; --out must be a folder (--force replaces only folders)")
+        replaced = sum(1 for _ in out.iterdir()) if out.exists() else 0
+        if replaced and not force:
+            raise OutputExistsError(f"{out} exists and is not empty (use --force to replace it)")
+        compare = _verifier() if verify else None
+        report, migration = prepare(source, head_name=head_name, head_type=head_type, num_choices=num_choices)
+        comparisons: list = []
+        checks = [_verify_check(compare, source, base, report.head.architecture, comparisons)] if compare else []
+        checks += [accept] if accept is not None else []
+        return _run(source, out, report, migration, checks, comparisons, replaced, on_bytes)
+
+
+def _run(source, out, report, migration, checks, comparisons, replaced, on_bytes) -> MigrateResult:
     tmp = out.parent / f".{out.name}.headcheck-{os.getpid()}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -102,6 +119,11 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
         for check in checks:
             check(tmp)
         _replace(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, MigrationError):
+            raise
+        raise OutputWriteError(f"{out}: cannot write the output: {exc.strerror or exc}; nothing written") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -247,6 +269,55 @@ def _check_bytes(source: Path, tmp: Path, migration: Migration, digests: dict[tu
                     raise MigrationError(f"{output.name}: bytes of {name} differ from the source")
                 checked += 1
     return checked
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path):
+    """One migrate per --out at a time: an flock on a hidden file beside it, removed when done."""
+    path = out.parent / f".{out.name}.headcheck.lock"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path, "a")
+    except OSError as exc:
+        raise OutputWriteError(f"{out}: cannot write the output: {exc.strerror or exc}; nothing written") from exc
+    busy = OutputBusyError(f"{out}: another headcheck migrate is writing it right now")
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy from None
+        try:  # the holder before us may have removed the file after we opened it: then ours is stale
+            if os.stat(path).st_ino != os.fstat(lock.fileno()).st_ino:
+                raise busy
+        except FileNotFoundError:
+            raise busy from None
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def _recover_stale(out: Path) -> None:
+    """A migrate killed mid-way leaves siblings named after its pid: its unfinished temporary folder is
+    removed, and a previous --out it had moved aside but not yet replaced is put back."""
+    for sibling in out.parent.glob(f".{glob.escape(out.name)}.headcheck-*"):
+        pid = sibling.name.removesuffix(".tmp").rpartition("-")[2]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if sibling.name.endswith(".tmp") or out.exists():
+            shutil.rmtree(sibling, ignore_errors=True)
+        else:
+            sibling.rename(out)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _replace(tmp: Path, out: Path) -> None:

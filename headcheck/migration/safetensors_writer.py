@@ -93,6 +93,7 @@ def _write_group(fd: int, group: list[tuple[PendingTensor, int]], on_bytes) -> l
 
 
 def _pwrite_all(fd: int, chunk: memoryview, at: int) -> None:
-    while chunk:  # a write may take only part of a large chunk
-        written = os.pwrite(fd, chunk, at)
-        chunk, at = chunk[written:], at + written
+    done = 0
+    while done < len(chunk):  # a write may take only part of a large chunk
+        with chunk[done:] as rest:  # released even when the write fails, so the source mapping can close
+            done += os.pwrite(fd, rest, at + done)
