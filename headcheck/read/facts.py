@@ -90,9 +90,10 @@ class _Collector:
         self.docs.setdefault(role, ConfigDoc(rel, role, MappingProxyType(data) if isinstance(data, dict) else {}))
 
     def add_weights(self, role: str, rel: str, read) -> None:
-        if role in self.weights:  # the safetensors twin was read already
+        twin = role in self.weights  # the safetensors twin was read already and is the one judged...
+        if twin and ".bin" not in rel:
             return
-        try:
+        try:  # ...but a pickle beside it is read too: loaders pick it up (use_safetensors=False)
             tensors, files = read()
         except UnsafePickleError as exc:
             self.findings.append(
@@ -104,11 +105,13 @@ class _Collector:
                     hint="re-save the weights as safetensors from a trusted copy",
                 )
             )
-            self.weight_files[role] = [rel]
-            self.weights[role] = {}
+            if not twin:
+                self.weight_files[role] = [rel]
+                self.weights[role] = {}
             return
-        self.weights[role] = tensors
-        self.weight_files[role] = list(files)
+        if not twin:
+            self.weights[role] = tensors
+            self.weight_files[role] = list(files)
 
 
 def build_facts(path: Path) -> Facts:

@@ -189,7 +189,12 @@ def _read_object(f: BinaryIO, rel_name: str) -> tuple[object, str | None]:
     f.seek(0)
     if head.startswith(b"PK\x03\x04"):  # torch's own test for the zip format
         with zipfile.ZipFile(f) as zf:
-            members = [n for n in zf.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
+            names = zf.namelist()
+            if len(set(names)) != len(names):  # Python's zipfile reads the last of them, torch's reader the first
+                duplicate = next(n for n in names if names.count(n) > 1)
+                raise InputError(f"{rel_name}: zip holds two entries named {_clean(duplicate)!r}; "
+                                 "loaders disagree on which one they read")
+            members = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
             if not members:
                 raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (zip has no <prefix>/data.pkl)")
             if zf.getinfo(members[0]).file_size > _MAX_DATA_PKL:
