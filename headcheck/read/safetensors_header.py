@@ -29,33 +29,56 @@ def nbytes(dtype: str, shape: tuple[int, ...] | None) -> int:
 
 
 def parse_header(raw: bytes, data_size: int, rel_name: str) -> tuple[dict[str, TensorInfo], dict[str, str]]:
-    """Turn header JSON bytes into tensor infos; spans are absolute offsets in the file."""
+    """Turn header JSON bytes into tensor infos (spans are absolute offsets in the file), refusing whatever
+    the format's reference reader refuses: each problem is one line naming the file."""
+    def corrupt(problem: str) -> InputError:
+        return InputError(f"{rel_name}: corrupt safetensors header ({problem})")
+
     try:
         header = parse_json(raw, rel_name)
     except InputError as exc:
-        raise InputError(f"{rel_name}: corrupt safetensors header ({str(exc).removeprefix(rel_name + ': ')})") from None
+        raise corrupt(str(exc).removeprefix(rel_name + ": ")) from None
     if not isinstance(header, dict):
-        raise InputError(f"{rel_name}: corrupt safetensors header (not a JSON object)")
+        raise corrupt("not a JSON object")
     metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise corrupt("__metadata__ must map strings to strings")
     data_start = 8 + len(raw)
     tensors: dict[str, TensorInfo] = {}
+    spans = []
     for name, entry in header.items():
-        try:
-            dtype, shape, (begin, end) = entry["dtype"], tuple(int(d) for d in entry["shape"]), entry["data_offsets"]
-        except (TypeError, KeyError, ValueError):
-            raise InputError(f"{rel_name}: corrupt safetensors header (bad entry for tensor {name!r})") from None
-        if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end <= data_size):
-            raise InputError(
-                f"{rel_name}: corrupt or truncated safetensors file "
-                f"(tensor {name!r} spans bytes {begin}..{end}, data holds {data_size})"
-            )
-        if dtype not in DTYPE_SIZES or nbytes(dtype, shape) != end - begin:
-            raise InputError(
-                f"{rel_name}: corrupt safetensors header (tensor {name!r}: {dtype} {list(shape)} "
-                f"does not fit its {end - begin} bytes)"
-            )
-        tensors[name] = TensorInfo(name, dtype, shape, rel_name, (data_start + begin, data_start + end))
-    return tensors, metadata if isinstance(metadata, dict) else {}
+        shown = _clean(name)
+        if not (isinstance(entry, dict) and isinstance(entry.get("dtype"), str) and isinstance(entry.get("shape"), list)
+                and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2):
+            raise corrupt(f"bad entry for tensor {shown}")
+        dtype, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if not all(type(d) is int and d >= 0 for d in shape):  # bool is not an int here, nor 2.0 or "2"
+            raise corrupt(f"tensor {shown}: shape {_clean(str(shape))} is not a list of non-negative integers")
+        if not (type(begin) is int and type(end) is int and 0 <= begin <= end):
+            raise corrupt(f"tensor {shown}: data_offsets {_clean(str(entry['data_offsets']))} are not a byte range")
+        if end > data_size:
+            raise InputError(f"{rel_name}: corrupt or truncated safetensors file "
+                             f"(tensor {shown} spans bytes {begin}..{end}, data holds {data_size})")
+        if dtype not in DTYPE_SIZES:
+            raise corrupt(f"tensor {shown}: unknown dtype {_clean(dtype)}")
+        if nbytes(dtype, tuple(shape)) != end - begin:
+            raise corrupt(f"tensor {shown}: {dtype} {shape} does not fit its {end - begin} bytes")
+        spans.append((begin, end, shown))
+        tensors[name] = TensorInfo(name, dtype, tuple(shape), rel_name, (data_start + begin, data_start + end))
+    at = 0
+    for begin, end, shown in sorted(spans):  # the data area is the tensors, back to back, nothing else
+        if begin != at:
+            raise corrupt(f"tensor {shown} starts at byte {begin}, expected {at} (gap or overlap)")
+        at = end
+    if at != data_size:
+        raise corrupt(f"{data_size - at} bytes after the last tensor")
+    return tensors, metadata
+
+
+def _clean(text: str) -> str:
+    """A name or value from a possibly hostile header, quoted on one short printable line."""
+    shown = ascii(text)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def read_safetensors_index(path: Path, rel_name: str) -> tuple[dict[str, TensorInfo], dict[str, str]]:
