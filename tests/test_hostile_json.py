@@ -96,3 +96,17 @@ def test_a_symlink_loop_is_an_input_error(tmp_path):
     done = subprocess.run([sys.executable, "-m", "headcheck", "scan", str(folder / "config.json")], capture_output=True,
                           text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_the_fuzz_targets_stay_runnable():
+    """tests/fuzz.py (atheris) feeds these functions; each takes any bytes to a result or InputError."""
+    from fuzz import TARGETS
+
+    samples = [b"", b"{}", GOOD, b"\x80\x02}q\x00.", b"version https://git-lfs.github.com/spec/v1\n",
+               b"---\nlicense: mit\n---\n", b"refs/heads/main 0123 refs/heads/main 4567\n"]
+    for name, target in TARGETS.items():
+        for sample in samples:
+            try:
+                target(sample)
+            except InputError:
+                pass
