@@ -60,6 +60,16 @@ def payloads(canary: Path) -> dict[str, bytes]:
         "popped-call-result": b"\x80\x02cos\nsystem\nX" + struct.pack("<I", len(touch)) + touch.encode() + b"\x85R0}.",
         "after-a-good-stream": pickle.dumps({}, protocol=2)[:-1] + b"0cos\nsystem\nX" + struct.pack("<I", len(touch))
         + touch.encode() + b"\x85R.",
+        # a FRAME whose declared length straddles the opcodes after it (pickletools does not check frames)
+        "frame-straddling": b"\x80\x04\x95" + struct.pack("<Q", 3) + _u("os") + _u("system") + b"\x93" + arg + b"\x85R.",
+        # BUILD setting attributes on an object the pickle did not get from an allowed constructor
+        "build-on-global": b"\x80\x02cos\nenviron\n}X\x04\x00\x00\x00PATHX\x01\x00\x00\x00.sb.",
+        # "billion laughs": one list duplicated by memo and DUP into a structure far larger than the file
+        "memo-expansion": b"\x80\x02]" + b"q\x00" + b"".join(b"h\x00h\x00\x86q\x00" for _ in range(60)) + b".",
+        "dup-expansion": b"\x80\x02]" + b"2" * 100_000 + b"(" + b"t" + b".",
+        "deep-nesting": b"\x80\x02" + b"]" * 50_000 + b"a" * 49_999 + b".",
+        "declared-length-beyond-file": b"\x80\x02X" + struct.pack("<I", 2 ** 31) + b"abc",
+        "bytes8-huge": b"\x80\x04\x8e" + struct.pack("<Q", 2 ** 62) + b"x.",
     })
     return cases
 
