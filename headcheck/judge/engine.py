@@ -145,7 +145,8 @@ def _base_model_findings(facts: Facts, base_config: dict | None, base_name: str 
 def _card_findings(facts: Facts):
     card = facts.card or {}
     library = card.get("library_name")
-    tags = card.get("tags") or []
-    if library in CARD_LIBRARIES or (isinstance(tags, list) and CARD_LIBRARIES & set(map(str, tags))):
+    tags = card.get("tags") if isinstance(card.get("tags"), list) else []
+    # front matter is the author's YAML: only strings count (a list or an alias-expanded tree is no name)
+    if (isinstance(library, str) and library in CARD_LIBRARIES) or CARD_LIBRARIES & {t for t in tags if isinstance(t, str)}:
         yield finding("HC121", f"README.md declares the adapters library (library_name: {library})", file="README.md",
                       key="library_name")

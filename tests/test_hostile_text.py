@@ -1,0 +1,67 @@
+"""Hostile model cards and shard indexes (issue 11, text class): bounded, never followed outside the folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from helpers import CHECKPOINTS, REPO
+
+
+def _limits():
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+def scan_capped(folder, *args):
+    return subprocess.run([sys.executable, "-m", "headcheck", "scan", str(folder), *args], capture_output=True,
+                          text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=_limits)
+
+
+def test_a_card_whose_yaml_aliases_expand_exponentially(tmp_path):
+    folder = tmp_path / "ckpt"
+    shutil.copytree(CHECKPOINTS / "bert-seq-cls", folder)
+    lines = ["---", 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    previous = "a"
+    for name in "bcdefghi":  # 9**9 strings if anything expanded the references
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]")
+        previous = name
+    lines += ["tags: [1, {x: 2}, null]", "library_name: [adapter-transformers]", f"base_model: *{previous}", "---"]
+    (folder / "README.md").write_text("\n".join(lines) + "\n")
+    done = scan_capped(folder, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["verdict"] == "convertible"
+
+
+@pytest.mark.parametrize("shard", ["../outside.safetensors", "/etc/passwd", "C:/weights/model.safetensors",
+                                   "..\\outside.safetensors", "sub/../../outside.safetensors"])
+def test_a_shard_index_never_leads_outside_the_folder(tmp_path, shard):
+    folder = tmp_path / "ckpt"
+    shutil.copytree(CHECKPOINTS / "sharded", folder)
+    (tmp_path / "outside.safetensors").write_bytes((CHECKPOINTS / "bert-seq-cls" / "model.safetensors").read_bytes())
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    name = next(iter(index["weight_map"]))
+    index["weight_map"][name] = shard
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    done = scan_capped(folder)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "outside the checkpoint folder" in done.stderr or "is missing" in done.stderr
+
+
+def test_tags_that_are_an_alias_tree_are_not_expanded(tmp_path):
+    folder = tmp_path / "ckpt"
+    shutil.copytree(CHECKPOINTS / "bert-seq-cls", folder)
+    lines = ["---", 'a: &a ["adapter-transformers","x","x","x","x","x","x","x","x"]']
+    previous = "a"
+    for name in "bcdefghi":
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]")
+        previous = name
+    lines += [f"tags: *{previous}", "---"]
+    (folder / "README.md").write_text("\n".join(lines) + "\n")
+    done = scan_capped(folder, "--format", "json")
+    assert done.returncode == 0, done.stderr
