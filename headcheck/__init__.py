@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 __all__ = [
     "scan", "migrate", "Report", "Finding", "Head", "Plan", "Rename", "Severity", "Verdict", "Kind", "Layout",
     "MigrateResult", "Migration", "InputError", "NothingScannedError", "UnsafePickleError", "NotConvertibleError",
-    "OutputExistsError", "MigrationError", "VerifyFailedError", "VerifyUnavailableError", "__version__",
+    "OutputExistsError", "OutputBusyError", "OutputWriteError", "MigrationError", "VerifyFailedError",
+    "VerifyUnavailableError", "__version__",
 ]
 
 # public name -> module that defines it, imported when first asked for (PEP 562)
@@ -34,8 +35,8 @@ _LAZY = {
     **dict.fromkeys(["Report", "Finding", "Head", "Plan", "Rename", "Severity", "Verdict", "Kind", "Layout"],
                     "headcheck.model"),
     **dict.fromkeys(["InputError", "NothingScannedError", "UnsafePickleError"], "headcheck.errors"),
-    **dict.fromkeys(["MigrateResult", "NotConvertibleError", "OutputExistsError", "VerifyFailedError",
-                     "VerifyUnavailableError"], "headcheck.migration.run"),
+    **dict.fromkeys(["MigrateResult", "NotConvertibleError", "OutputExistsError", "OutputBusyError",
+                     "OutputWriteError", "VerifyFailedError", "VerifyUnavailableError"], "headcheck.migration.run"),
     **dict.fromkeys(["Migration", "MigrationError"], "headcheck.migration.plan"),
 }
 
@@ -59,8 +60,9 @@ def migrate(source: str | PathLike, out: str | PathLike, *, head_name: str | Non
 
     Every tensor's bytes are checked and the result must scan as already-flex before `out` appears;
     `verify=True` also compares outputs and loss with transformers/adapters (the 'verify' extra).
-    Raises NotConvertibleError (with the scan's Report), OutputExistsError, MigrationError,
-    VerifyUnavailableError, InputError or NothingScannedError; nothing is written then.
+    Raises NotConvertibleError (with the scan's Report), OutputExistsError, OutputBusyError (another
+    migrate writes `out`), OutputWriteError (disk full, read-only), MigrationError, VerifyUnavailableError,
+    InputError or NothingScannedError; nothing is written then.
     """
     from pathlib import Path
 
