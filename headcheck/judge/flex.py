@@ -10,6 +10,7 @@ from .judgement import finding
 from ..model import Finding, Head, Plan
 from ..read.tensor_info import TensorInfo
 
+
 def heads_in_weights(tensors: Mapping[str, TensorInfo], names: Iterable[str] = ()) -> dict[str, dict[str, TensorInfo]]:
     """heads.<name>.<path> tensors grouped by head name, then by the path below it. `names` are the declared
     heads (a name may hold dots); other heads are named by the component after `heads.`."""
@@ -24,16 +25,16 @@ def heads_in_weights(tensors: Mapping[str, TensorInfo], names: Iterable[str] = (
     return found
 
 
-def _output_param(cfg: Mapping[str, Any], weights: Mapping[str, TensorInfo] | None) -> TensorInfo | None:
-    params = layouts.flex_params(cfg) or []
-    output = next((p.path for p in params if p.output), None)
+def _output_param(params: list[layouts.FlexParam] | None,
+                  weights: Mapping[str, TensorInfo] | None) -> TensorInfo | None:
+    output = next((p.path for p in params or () if p.output), None)
     return weights.get(output) if weights and output else None
 
 
 def head_from_flex_config(name: str, cfg: Mapping[str, Any], architecture: str | None, evidence: list[str],
                           weights: dict[str, TensorInfo] | None) -> Head:
     head_type = cfg.get("head_type") or "unknown"
-    final = _output_param(cfg, weights)
+    final = _output_param(layouts.flex_params(cfg), weights)
     rows = final.shape[0] if final is not None and final.shape else None
     num_labels = cfg.get("num_labels")
     if layouts.is_labelled_head(head_type) and rows is not None:
@@ -83,12 +84,11 @@ def check_flex_heads(head_configs: Mapping[str, Mapping[str, Any]], tensors: Map
                 file=config_file, key=f"{key}.layers", hint="set layers/activation_function/bias to match the weights",
             ))
             continue
-        findings.extend(_check_output_size(name, cfg, weights, config_file, key))
+        findings.extend(_check_output_size(name, cfg, _output_param(params, weights), config_file, key))
     return findings
 
 
-def _check_output_size(name, cfg, weights, config_file, key) -> list[Finding]:
-    final = _output_param(cfg, weights)
+def _check_output_size(name, cfg, final: TensorInfo | None, config_file, key) -> list[Finding]:
     expected_rows = layouts.flex_output_size(cfg)
     if final is None or not final.shape or expected_rows is None:
         return []

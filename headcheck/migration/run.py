@@ -38,6 +38,10 @@ class OutputExistsError(Exception):
 class OutputWriteError(MigrationError, OSError):
     """The output could not be written (no space left, read-only folder, ...); nothing was left behind."""
 
+    @classmethod
+    def of(cls, out: Path, exc: OSError) -> OutputWriteError:
+        return cls(f"{out}: cannot write the output: {exc.strerror or exc}; nothing written")
+
 
 class OutputBusyError(MigrationError):
     """Another migrate is writing the same --out right now."""
@@ -123,7 +127,7 @@ def _run(source, out, report, migration, checks, comparisons, replaced, on_bytes
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, MigrationError):
             raise
-        raise OutputWriteError(f"{out}: cannot write the output: {exc.strerror or exc}; nothing written") from exc
+        raise OutputWriteError.of(out, exc) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -279,7 +283,7 @@ def _exclusive(out: Path):
         out.parent.mkdir(parents=True, exist_ok=True)
         lock = open(path, "a")
     except OSError as exc:
-        raise OutputWriteError(f"{out}: cannot write the output: {exc.strerror or exc}; nothing written") from exc
+        raise OutputWriteError.of(out, exc) from exc
     busy = OutputBusyError(f"{out}: another headcheck migrate is writing it right now")
     with lock:
         try:

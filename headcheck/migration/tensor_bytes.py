@@ -15,7 +15,7 @@ from typing import Iterator
 import xxhash
 
 from ..errors import InputError
-from ..read.safetensors_header import nbytes
+from ..read.safetensors_header import DTYPE_SIZES, nbytes
 from ..read.tensor_info import TensorInfo
 
 WINDOW = 8 << 20  # bytes mapped (or read) at a time
@@ -73,8 +73,8 @@ def _transposed(block: bytes, info: TensorInfo) -> memoryview:
     transposed tensors are single layers of a few MB)."""
     if len(block) != nbytes(info.dtype, info.shape):
         raise InputError(f"{info.file}: {info.name} ends early (truncated file?)")
-    rows, cols = info.shape
-    items = memoryview(block).cast(_ITEM_FORMATS[len(block) // max(1, rows * cols)])
+    rows = info.shape[0]
+    items = memoryview(block).cast(_ITEM_FORMATS[DTYPE_SIZES[info.dtype]])
     return memoryview(b"".join(items[row::rows].tobytes() for row in range(rows)))
 
 

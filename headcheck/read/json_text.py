@@ -41,7 +41,7 @@ def _unique_keys(rel: str):
         if len(result) != len(pairs):
             seen: set[str] = set()
             duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
-            raise InputError(f"{rel}: key {_safe(duplicate)} appears twice; readers disagree on which one counts")
+            raise InputError(f"{rel}: key {quoted(duplicate)} appears twice; readers disagree on which one counts")
         return result
 
     return build
@@ -54,7 +54,8 @@ def _no_constants(rel: str):
     return reject
 
 
-def _safe(text: str) -> str:
-    """A key for a one-line message: lone surrogates and control characters escaped, length bounded."""
+def quoted(text: str) -> str:
+    """A name or value from a possibly hostile file, for a one-line message: lone surrogates and control
+    characters escaped, length bounded."""
     shown = ascii(text)
     return shown if len(shown) <= 80 else shown[:77] + "..."

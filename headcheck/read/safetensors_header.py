@@ -9,7 +9,7 @@ import struct
 from pathlib import Path
 
 from ..errors import InputError
-from .json_text import parse_json
+from .json_text import parse_json, quoted
 from .tensor_info import TensorInfo
 
 # A header larger than this is not a real checkpoint (the format's own reader caps it at 100 MB).
@@ -47,20 +47,20 @@ def parse_header(raw: bytes, data_size: int, rel_name: str) -> tuple[dict[str, T
     tensors: dict[str, TensorInfo] = {}
     spans = []
     for name, entry in header.items():
-        shown = _clean(name)
+        shown = quoted(name)
         if not (isinstance(entry, dict) and isinstance(entry.get("dtype"), str) and isinstance(entry.get("shape"), list)
                 and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2):
             raise corrupt(f"bad entry for tensor {shown}")
         dtype, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
         if not all(type(d) is int and d >= 0 for d in shape):  # bool is not an int here, nor 2.0 or "2"
-            raise corrupt(f"tensor {shown}: shape {_clean(str(shape))} is not a list of non-negative integers")
+            raise corrupt(f"tensor {shown}: shape {quoted(str(shape))} is not a list of non-negative integers")
         if not (type(begin) is int and type(end) is int and 0 <= begin <= end):
-            raise corrupt(f"tensor {shown}: data_offsets {_clean(str(entry['data_offsets']))} are not a byte range")
+            raise corrupt(f"tensor {shown}: data_offsets {quoted(str(entry['data_offsets']))} are not a byte range")
         if end > data_size:
             raise InputError(f"{rel_name}: corrupt or truncated safetensors file "
                              f"(tensor {shown} spans bytes {begin}..{end}, data holds {data_size})")
         if dtype not in DTYPE_SIZES:
-            raise corrupt(f"tensor {shown}: unknown dtype {_clean(dtype)}")
+            raise corrupt(f"tensor {shown}: unknown dtype {quoted(dtype)}")
         if nbytes(dtype, tuple(shape)) != end - begin:
             raise corrupt(f"tensor {shown}: {dtype} {shape} does not fit its {end - begin} bytes")
         spans.append((begin, end, shown))
@@ -73,12 +73,6 @@ def parse_header(raw: bytes, data_size: int, rel_name: str) -> tuple[dict[str, T
     if at != data_size:
         raise corrupt(f"{data_size - at} bytes after the last tensor")
     return tensors, metadata
-
-
-def _clean(text: str) -> str:
-    """A name or value from a possibly hostile header, quoted on one short printable line."""
-    shown = ascii(text)
-    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def read_safetensors_index(path: Path, rel_name: str) -> tuple[dict[str, TensorInfo], dict[str, str]]:
