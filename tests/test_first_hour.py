@@ -255,3 +255,43 @@ def test_5_a_config_file_alone_is_not_clean():
     assert done.returncode == 1 and report["verdict"] == "not-convertible"
     assert any(f["rule"] == "HC128" and f["severity"] == "error" for f in report["findings"])
     assert headcheck("scan", CHECKPOINTS / "bert-seq-cls").returncode == 0  # the folder is fine
+
+
+@pytest.mark.parametrize("fixture", ["bert-seq-cls", "adapter-static-head", "adapter-flex-head"])
+def test_5_a_folder_without_its_weights_is_not_clean(tmp_path, fixture):
+    folder = tmp_path / fixture
+    shutil.copytree(CHECKPOINTS / fixture, folder, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    done = headcheck("scan", folder, "--format", "json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 1 and report["verdict"] == "not-convertible"
+    assert any(f["rule"] == "HC115" and f["severity"] == "error" for f in report["findings"])
+
+
+def test_5_a_peft_adapter_is_not_clean_for_adapters():
+    done = headcheck("scan", CHECKPOINTS / "peft-seq-cls", "--format", "json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 1 and report["verdict"] == "not-convertible"
+    assert any(f["rule"] == "HC118" and f["severity"] == "error" for f in report["findings"])
+
+
+def _checkpoint_folders() -> list[Path]:
+    roots = [CHECKPOINTS, CHECKPOINTS.parent / "writers"]
+    return sorted(p for root in roots for p in root.iterdir() if p.is_dir()
+                  for p in ([p] if (p / "config.json").exists() or (p / "adapter_config.json").exists() else
+                            [q for q in p.iterdir() if q.is_dir()]))
+
+
+def test_5_every_not_convertible_fixture_has_an_error_level_reason():
+    """The invariant over every checkpoint the suite ships (home-made and written by each library version)."""
+    from headcheck import InputError, NothingScannedError, scan
+
+    judged = 0
+    for folder in _checkpoint_folders():
+        try:
+            report = scan(str(folder)).to_dict()
+        except (InputError, NothingScannedError):
+            continue
+        judged += 1
+        if report["verdict"] == "not-convertible":
+            assert any(f["severity"] == "error" for f in report["findings"]), (folder, report["findings"])
+    assert judged > 80

@@ -71,7 +71,7 @@ SCANNED: dict[str, Expect] = {
     "adapter-pretraining-head": E("adapter", "not-convertible", "unknown", {"HC111"}, 1),
     "adapter-legacy-other-family": E("adapter", "not-convertible", "classification", {"HC111"}, 1),
     "adapter-no-head": E("adapter", "no-head", "none"),
-    "peft-seq-cls": E("peft-adapter", "not-convertible", "classification", {"HC118"}, 0),
+    "peft-seq-cls": E("peft-adapter", "not-convertible", "classification", {"HC118"}, 1),  # adapters cannot load it
     "unsafe-pickle": E("full-model", "not-convertible", "classification", {"HC001"}, 1, also={"HC115"}),
 }
 

@@ -13,7 +13,7 @@ from .adapter import judge_adapter
 from .full_model import judge_model, model_type_of
 from .peft import judge_peft
 from .judgement import Judgement, final_verdict, finding
-from ..model import Head, Kind, Layout, Report
+from ..model import Head, Kind, Layout, Report, Severity
 from ..read.local import looks_like_repo_id
 from .writer_settings import unread_settings
 
@@ -73,7 +73,10 @@ def scan_facts(facts: Facts, head_type: str | None = None, base_config: dict | N
     if not facts.weights and facts.docs and Path(facts.root).is_file():  # incomplete input is never clean
         extra.append(finding("HC128", f"{Path(facts.root).name} was scanned alone: its weights were not read",
                              file=Path(facts.root).name, hint=f"scan the folder: headcheck scan {Path(facts.root).parent}"))
-    findings = (*judgement.findings, *extra)
+    judged = judgement.findings
+    if any(f.rule == "HC125" for f in facts.read_findings):  # weights pushed but not fetched: HC125 decides
+        judged = tuple(dataclasses.replace(f, severity=Severity.WARNING) if f.rule == "HC115" else f for f in judged)
+    findings = (*judged, *extra)
     verdict = final_verdict(judgement, tuple(extra))
     model_doc = facts.doc("model") or facts.doc("head") or facts.doc("adapter") or {}
     return Report(
