@@ -295,3 +295,19 @@ def test_5_every_not_convertible_fixture_has_an_error_level_reason():
         if report["verdict"] == "not-convertible":
             assert any(f["severity"] == "error" for f in report["findings"]), (folder, report["findings"])
     assert judged > 80
+
+
+def test_10_problem_type_unrecorded_says_why_it_fires(tmp_path):
+    """HC117 is kept (a multi-label model trained with its loss outside forward converts with the wrong loss), and
+    only where the config lacks what a forward pass with labels records; its message says so."""
+    folder = tmp_path / "never-trained"
+    shutil.copytree(CHECKPOINTS / "bert-seq-cls", folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("problem_type", None)
+    (folder / "config.json").write_text(json.dumps(config))
+    report = json.loads(headcheck("scan", folder, "--format", "json").stdout)
+    hc117 = [f for f in report["findings"] if f["rule"] == "HC117"]
+    assert len(hc117) == 1 and "no forward pass with labels set it" in hc117[0]["message"]
+    recorded = json.loads(headcheck("scan", CHECKPOINTS / "bert-seq-cls", "--format", "json").stdout)
+    assert "problem_type" in json.loads((CHECKPOINTS / "bert-seq-cls" / "config.json").read_text())
+    assert not [f for f in recorded["findings"] if f["rule"] == "HC117"]

@@ -175,7 +175,10 @@ def _judge_loss(inp: StaticInput, num_labels: int | None, problem_type: str | No
         return "classification", "regression"
     if problem_type is None and num_labels is not None and num_labels > 1:
         findings.append(finding(
-            "HC117", "problem_type not recorded; assuming single-label classification",
+            # transformers records problem_type at the first forward with labels: its absence says the loss was
+            # computed outside the model (as multi-label training loops do) or the model was never trained
+            "HC117", "problem_type not recorded, so no forward pass with labels set it (loss computed outside the "
+                     "model, or never trained): assuming single-label classification",
             file=inp.label_file, key="problem_type",
             hint="set problem_type: multi_label_classification if the model is multi-label",
         ))
