@@ -14,9 +14,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .lfs import Pointer, local_object, parse_pointer
+from .lfs import local_object
 from .repo import BlobReader, TreeEntry
-from ..read.lfs import MAX_POINTER_BYTES
+from ..read.lfs import MAX_POINTER_BYTES, MalformedPointer, Pointer, parse_pointer
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,10 @@ def materialize(blobs: BlobReader, entries: list[TreeEntry], dest: Path, lfs_obj
         size, chunks = blobs.stream(entry.oid)
         if size <= MAX_POINTER_BYTES:
             data = b"".join(chunks)
-            pointer = parse_pointer(data)
+            try:
+                pointer = parse_pointer(data)
+            except MalformedPointer:  # content as far as git-lfs is concerned: the scan says what is wrong with it
+                pointer = None
             if pointer is None:
                 target.write_bytes(data)
             elif (found := local_object(lfs_objects, pointer)) is not None:

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from ..errors import InputError
 from .json_text import MAX_JSON_BYTES, parse_json
-from .lfs import is_lfs_pointer
+from .lfs import MalformedPointer, read_pointer_file
 from .safetensors_header import read_safetensors_index
 from .tensor_info import TensorInfo
 
@@ -35,7 +35,12 @@ class Source(Protocol):
 
 
 def check_not_pointer(path: Path, rel: str) -> None:
-    if is_lfs_pointer(path):
+    try:
+        pointer = read_pointer_file(path)
+    except MalformedPointer as exc:
+        raise InputError(f"{rel}: starts like a git-LFS pointer but is not a valid one ({exc}) "
+                         "nor the real file: restore it from the repository") from None
+    if pointer is not None:
         raise InputError(f"{rel}: LFS pointer, not the real file: run `git lfs pull`")
 
 
