@@ -9,6 +9,7 @@ from ..read.facts import Facts
 from .flex import check_flex_heads, class_rename_plan, head_from_flex_config, heads_in_weights
 from .static import StaticInput, judge_static
 from .judgement import Judgement, finding
+from .legacy_activations import migrated_copy
 from ..model import Head, Verdict
 
 
@@ -52,7 +53,8 @@ def judge_adapter(facts: Facts) -> Judgement:
             return Judgement(head, tuple(findings), Verdict.ALREADY_FLEX)
         findings.append(finding("HC114", f"head saved by the legacy class {model_class}", file=head_file,
                                 key="model_class", hint="headcheck migrate rewrites it to " + target))
-        return Judgement(head, tuple(findings), Verdict.CONVERTIBLE, class_rename_plan(target, name, cfg, head_file))
+        migrated = migrated_copy(head_doc, "head").get("config") or {}
+        return Judgement(head, tuple(findings), Verdict.CONVERTIBLE, class_rename_plan(target, name, migrated, head_file))
     if layouts.static_layout(model_class):
         evidence.append(f"load_adapter converts {model_class} heads into {target}")
         return judge_static(StaticInput(

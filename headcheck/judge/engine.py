@@ -15,6 +15,7 @@ from .peft import judge_peft
 from .judgement import Judgement, final_verdict, finding
 from ..model import Head, Kind, Layout, Report, Severity
 from ..read.local import looks_like_repo_id
+from .legacy_activations import legacy_activation_findings
 from .writer_settings import unread_settings
 
 ROLE_DESCRIPTIONS = {
@@ -70,6 +71,9 @@ def scan_facts(facts: Facts, head_type: str | None = None, base_config: dict | N
     extra.extend(_card_findings(facts))
     if facts.doc("model") is not None:
         extra.extend(unread_settings(facts.doc("model"), facts.doc_file("model") or "config.json"))
+    for role in ("model", "head"):
+        if facts.doc(role) is not None:
+            extra.extend(legacy_activation_findings(facts.doc(role), role, facts.doc_file(role) or role))
     if not facts.weights and facts.docs and Path(facts.root).is_file():  # incomplete input is never clean
         extra.append(finding("HC128", f"{Path(facts.root).name} was scanned alone: its weights were not read",
                              file=Path(facts.root).name, hint=f"scan the folder: headcheck scan {Path(facts.root).parent}"))

@@ -10,6 +10,7 @@ from ..read.facts import Facts
 from .flex import check_flex_heads, class_rename_plan, head_from_flex_config, heads_in_weights
 from .static import StaticInput, head_keys, judge_static
 from .judgement import Judgement, finding
+from .legacy_activations import migrated_copy
 from ..model import Head, Verdict
 from ..read.sniff import legacy_model_type
 
@@ -84,8 +85,9 @@ def _judge_flex_model(config, config_file, tensors, weights_file, arch, fam) -> 
         return Judgement(head, tuple(findings), Verdict.ALREADY_FLEX)
     if fam is None:
         return _unsupported(config.get("model_type"), arch, head.type, config_file)
+    migrated = migrated_copy(config, "model")["prediction_heads"][name]
     return Judgement(head, tuple(findings), Verdict.CONVERTIBLE,
-                     class_rename_plan(fam["adapter_model"], name, cfg, config_file))
+                     class_rename_plan(fam["adapter_model"], name, migrated, config_file))
 
 
 def _judge_by_keys(config, config_file, tensors, weights_file, model_type, arch, head_type_override) -> Judgement:
