@@ -7,8 +7,10 @@ import math
 import pathlib
 import pickle
 import pickletools
+import struct
+import tarfile
 import zipfile
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, Callable, NamedTuple
 
 from headcheck.errors import InputError, UnsafePickleError
 from .safetensors_header import DTYPE_SIZES as _ITEMSIZE
@@ -27,7 +29,17 @@ _TORCH_DTYPES = {
     "uint64": "U64", "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2",
 }
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # first pickle of a legacy (pre-1.6, non-zip) torch.save file
+_LEGACY_PROTOCOL = 1001  # its second pickle; torch.load refuses any other
 _MAX_DATA_PKL = 1 << 30  # a data.pkl this large is not a state dict; refuse rather than inflate it
+
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # signature, version, -, flags, method, time, date, crc, sizes, names
+_CENTRAL_RECORD = 46  # bytes of a central directory record before its name, extra field and comment
+_END = struct.Struct("<4s4H2LH")  # end of central directory: ..., entries, directory size, directory offset, comment
+_END64_LOCATOR = struct.Struct("<4sLQL")  # ..., offset of the ZIP64 end record, ...
+_END64 = struct.Struct("<4sQ2H2L4Q")  # ZIP64 end record: ..., entries, directory size, directory offset
+_UTF8_NAME = 0x800
+_DATA_DESCRIPTOR = 0x8  # CRC and sizes follow the data; the local header holds zeros
+_FLAGS_READABLE = 0x2 | 0x4 | _DATA_DESCRIPTOR | _UTF8_NAME  # others: encryption, patch data, masked headers
 
 
 def _clean(text: str) -> str:
@@ -145,6 +157,8 @@ def _scan_globals(f: io.BufferedIOBase) -> set[str]:
                 found.add(f"<extension code {arg}>")
             prev2, prev1 = prev1, None
     except ValueError:
+        if any(g not in _ALLOWED for g in found):  # a loader runs what came before the break: report that
+            return found
         if f.read(1):  # genops reports a cut-off stream as ValueError; only genuine garbage has bytes left
             raise
         raise EOFError from None
@@ -181,39 +195,188 @@ def _load(f: io.BufferedIOBase, rel_name: str) -> object:
     return unpickler.load()
 
 
-def _read_object(f: BinaryIO, rel_name: str) -> tuple[object, str | None]:
-    """The pickled object and the zip prefix of its storages (None for the legacy format)."""
-    head = f.read(64)
+def _raw_name(info: zipfile.ZipInfo) -> bytes:
+    # The name's bytes as stored: torch's reader (miniz) compares these, Python's zipfile decoded text.
+    return info.orig_filename.encode("utf-8" if info.flag_bits & _UTF8_NAME else "cp437")
+
+
+def _check_end_records(f: BinaryIO, zf: zipfile.ZipFile, rel_name: str) -> None:
+    """torch's reader takes the central directory's offset, size and entry count from the end records;
+    Python's zipfile reads the directory where it sits, shifting every entry by the difference (data before
+    the archive), and counts entries itself. Refuse unless both read the same directory."""
+    infos = zf.infolist()
+    at = f.seek(0, io.SEEK_END) - _END.size - len(zf.comment)
+    f.seek(at)
+    sig, _, _, _, count, cd_size, cd_offset, comment_size = _END.unpack(f.read(_END.size))
+    ok = sig == b"PK\x05\x06" and comment_size == len(zf.comment)  # else bytes follow the end record
+    if ok and at >= _END64_LOCATOR.size:
+        f.seek(at - _END64_LOCATOR.size)
+        locator = _END64_LOCATOR.unpack(f.read(_END64_LOCATOR.size))
+        if locator[0] == b"PK\x06\x07":  # ZIP64 end records (torch always writes them)
+            # Python assumes the ZIP64 end record sits just before the locator; miniz follows the locator
+            record_at = at - _END64_LOCATOR.size - _END64.size
+            ok = locator[2] == record_at >= 0
+            if ok:
+                f.seek(record_at)
+                record = _END64.unpack(f.read(_END64.size))
+                ok = record[0] == b"PK\x06\x06"
+                count, cd_size, cd_offset = record[7:]
+    listed = sum(_CENTRAL_RECORD + len(_raw_name(i)) + len(i.extra) + len(i.comment) for i in infos)
+    if not (ok and (cd_offset, cd_size, count) == (zf.start_dir, listed, len(infos))):
+        raise InputError(f"{rel_name}: zip end records do not match its central directory (data before or after "
+                         "the archive?); torch and Python's zipfile would read different entries")
+
+
+def _archive_folder(infos: list[zipfile.ZipInfo], rel_name: str) -> str:
+    """The folder torch reads records from, once every name is one torch and Python's zipfile agree on."""
+    first = infos[0].orig_filename if infos else ""
+    if "/" not in first:  # torch names the folder after the first entry and needs one
+        raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (the zip's first entry {_clean(repr(first))} "
+                         "is not in a folder)")
+    folder = first.split("/", 1)[0]
+    seen: dict[bytes | str, str] = {}
+    for info in infos:
+        name = info.orig_filename
+        if "\0" in name:  # Python's zipfile cuts the name at the NUL, torch's reader does not
+            raise InputError(f"{rel_name}: zip entry name {_clean(repr(name))} holds a NUL byte; "
+                             "loaders disagree on where it ends")
+        if not name.startswith(folder + "/"):  # torch refuses the archive (older torch read past it)
+            raise InputError(f"{rel_name}: zip entry {_clean(repr(name))} is outside the folder "
+                             f"{_clean(repr(folder))} that torch reads (named by the first entry)")
+        # torch's reader looks names up ignoring ASCII case, a case-insensitive file system any case
+        for key in (_raw_name(info).lower(), name.casefold()):
+            if key in seen:
+                other = seen[key]
+                if other == name:  # Python's zipfile reads the last of them, torch's reader the first
+                    raise InputError(f"{rel_name}: zip holds two entries named {_clean(repr(name))}; "
+                                     "loaders disagree on which one they read")
+                raise InputError(f"{rel_name}: zip entries {_clean(repr(other))} and {_clean(repr(name))} differ "
+                                 "only by case; torch looks names up ignoring case")
+            seen[key] = name
+        if info.flag_bits & ~_FLAGS_READABLE or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise InputError(f"{rel_name}: zip entry {_clean(repr(name))} is encrypted or compressed in a way torch "
+                             f"cannot read (flags {info.flag_bits:#x}, method {info.compress_type})")
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            raise InputError(f"{rel_name}: zip entry {_clean(repr(name))} is stored but declares {info.compress_size} "
+                             f"bytes stored and {info.file_size} bytes long")  # torch refuses, Python reads the lesser
+    if f"{folder}/constants.pkl" in seen.values():  # torch.load's test for a TorchScript archive
+        raise InputError(f"{rel_name}: a TorchScript archive (it holds {_clean(folder)}/constants.pkl), not a "
+                         "torch.save checkpoint: torch.load hands it to torch.jit.load")
+    return folder
+
+
+def _data_offset(f: BinaryIO, info: zipfile.ZipInfo, rel_name: str) -> int:
+    """Where the entry's data starts, once its local header agrees with the central directory (Python's
+    zipfile and torch's reader trust the directory, a streaming reader the local header)."""
+    f.seek(info.header_offset)
+    head = f.read(_LOCAL_HEADER.size)
+    if len(head) != _LOCAL_HEADER.size:
+        raise zipfile.BadZipFile("truncated local header")
+    sig, _, _, flags, method, _, _, crc, csize, usize, name_size, extra_size = _LOCAL_HEADER.unpack(head)
+    name, extra = f.read(name_size), f.read(extra_size)
+    if 0xFFFFFFFF in (csize, usize):  # ZIP64: both sizes in extra field 1
+        while len(extra) >= 4 and extra[:2] != b"\x01\x00":
+            extra = extra[4 + int.from_bytes(extra[2:4], "little"):]
+        usize, csize = struct.unpack("<QQ", extra[4:20]) if len(extra) >= 20 else (None, None)
+    declared = {(info.CRC, info.compress_size, info.file_size)} | ({(0, 0, 0)} if flags & _DATA_DESCRIPTOR else set())
+    if sig != b"PK\x03\x04" or name != _raw_name(info) or (flags, method) != (info.flag_bits, info.compress_type) \
+            or (crc, csize, usize) not in declared:
+        raise InputError(f"{rel_name}: zip entry {_clean(repr(info.orig_filename))}: its local header and the central "
+                         "directory disagree; readers differ on which they trust")
+    return info.header_offset + _LOCAL_HEADER.size + name_size + extra_size
+
+
+def _check_extents(infos: list[zipfile.ZipInfo], data_pkl: zipfile.ZipInfo, data_start: int, directory: int,
+                   rel_name: str) -> None:
+    """Entries follow each other from offset 0 to the central directory without sharing bytes. Only
+    data.pkl's extent is exact (its local extra field was read); for the others the extent without an
+    extra field is a lower bound, enough to see two entries overlap."""
+    def end(info: zipfile.ZipInfo) -> int:
+        start = data_start if info is data_pkl else info.header_offset + _LOCAL_HEADER.size + len(_raw_name(info))
+        return start + info.compress_size
+
+    ordered = sorted(infos, key=lambda i: i.header_offset)
+    if ordered[0].header_offset != 0:  # the file starts with a local header the directory does not list
+        raise InputError(f"{rel_name}: zip has {ordered[0].header_offset} bytes before its first listed entry")
+    for info, after in zip(ordered, ordered[1:] + [None]):
+        if end(info) > (directory if after is None else after.header_offset):
+            what = "the central directory" if after is None else repr(after.orig_filename)
+            raise InputError(f"{rel_name}: zip entry {_clean(repr(info.orig_filename))} overlaps {_clean(what)} "
+                             "(its sizes or offsets lie)")
+
+
+def _read_zip(f: BinaryIO, rel_name: str) -> tuple[bytes, str, dict[str, int]]:
+    """data.pkl's bytes, the archive folder and every entry's size, read as torch reads them or refused."""
+    with zipfile.ZipFile(f) as zf:
+        infos = zf.infolist()
+        _check_end_records(f, zf, rel_name)
+        folder = _archive_folder(infos, rel_name)
+        info = next((i for i in infos if i.orig_filename == f"{folder}/data.pkl"), None)
+        if info is None:
+            raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (zip has no <prefix>/data.pkl)")
+        _check_extents(infos, info, _data_offset(f, info, rel_name), zf.start_dir, rel_name)
+        if info.file_size > _MAX_DATA_PKL:
+            raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (data.pkl is implausibly large)")
+        with zf.open(info) as member:  # never the data/<n> storage members
+            # Ask for one byte past the declared size: zipfile inflates no more than asked for per call, so a
+            # small declared size cannot unpack a bomb (reading to the end could inflate up to 1 GiB at once).
+            data = member.read(info.file_size + 1)
+        if len(data) != info.file_size:
+            raise InputError(f"{rel_name}: data.pkl holds {len(data)} bytes, not the {info.file_size} its zip entry "
+                             "declares")
+    return data, folder + "/", {i.orig_filename: i.file_size for i in infos}
+
+
+def _load_checked(f: BinaryIO, rel_name: str, ok: Callable[[object], bool], problem: str) -> object:
+    obj = _load(f, rel_name)
+    if not ok(obj):  # never repr() it: a hostile object's repr can be exponentially large
+        raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (legacy format: {problem})")
+    return obj
+
+
+def _read_object(f: BinaryIO, rel_name: str) -> tuple[object, str | None, dict[str, int]]:
+    """The pickled object, the zip folder of its storages and every zip entry's size (None, {} for legacy)."""
+    head = f.read(tarfile.BLOCKSIZE)
     if not head:
         raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (empty file)")
     f.seek(0)
     if head.startswith(b"PK\x03\x04"):  # torch's own test for the zip format
-        with zipfile.ZipFile(f) as zf:
-            names = zf.namelist()
-            if len(set(names)) != len(names):  # Python's zipfile reads the last of them, torch's reader the first
-                duplicate = next(n for n in names if names.count(n) > 1)
-                raise InputError(f"{rel_name}: zip holds two entries named {_clean(duplicate)!r}; "
-                                 "loaders disagree on which one they read")
-            members = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
-            if not members:
-                raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (zip has no <prefix>/data.pkl)")
-            if zf.getinfo(members[0]).file_size > _MAX_DATA_PKL:
-                raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (data.pkl is implausibly large)")
-            data = zf.read(members[0])  # never the data/<n> storage members
-        return _load(io.BytesIO(data), rel_name), members[0][: -len("data.pkl")]
-    # Legacy: magic number, protocol version, sys info, the object; storages follow and are not read.
-    # Check the magic from the 64-byte head first so arbitrary bytes never drive a large read.
-    head_f = io.BytesIO(head)
+        try:
+            data, prefix, sizes = _read_zip(f, rel_name)
+        except (InputError, OSError):
+            raise
+        except Exception as e:  # zipfile raises BadZipFile, but also EOFError, zlib.error, UnicodeDecodeError...
+            raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (corrupt or truncated zip: "
+                             f"{_clean(str(e) or type(e).__name__)})") from None
+        return _load(io.BytesIO(data), rel_name), prefix, sizes
+    try:  # torch.load tries its oldest format, a tar of pickles, before the legacy stream
+        tarfile.TarInfo.frombuf(head, tarfile.ENCODING, "surrogateescape")
+    except tarfile.HeaderError:
+        pass
+    else:
+        raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (neither zip nor legacy torch format: "
+                         "a tar archive, which torch.load reads as its oldest format)")
+    # Legacy: magic number, protocol version, sys info, the object, its storage keys (torch.load unpickles
+    # all five); the storages' raw bytes follow and are not read.
+    # Check the magic from the head first so arbitrary bytes never drive a large read.
+    head_f = io.BytesIO(head[:64])
     try:
         magic = _load(head_f, rel_name)
     except (ValueError, EOFError, pickle.UnpicklingError):
         magic = None
     if type(magic) is not int or magic != _LEGACY_MAGIC:
         raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (neither zip nor legacy torch format)")
+    if zipfile.is_zipfile(f):  # transformers tests this way (zip end record anywhere in the tail), then mmaps
+        raise InputError(f"{rel_name}: a legacy torch stream that also ends like a zip archive (a polyglot): "
+                         "zip readers see another checkpoint, and transformers' torch.load(mmap=True) refuses it")
     f.seek(head_f.tell())
-    for _ in range(3):
-        obj = _load(f, rel_name)
-    return obj, None
+    _load_checked(f, rel_name, lambda v: type(v) is int and v == _LEGACY_PROTOCOL,
+                  f"the protocol version is not {_LEGACY_PROTOCOL}")
+    _load_checked(f, rel_name, lambda v: isinstance(v, dict), "sys_info is not a dict")
+    obj = _load(f, rel_name)
+    _load_checked(f, rel_name, lambda v: isinstance(v, list) and all(type(k) is str for k in v),
+                  "the storage keys are not a list of strings")
+    return obj, None, {}
 
 
 def _is_contiguous(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
@@ -227,15 +390,18 @@ def _is_contiguous(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
     return True
 
 
-def _tensor_info(name: str, t: _Tensor, rel_name: str, prefix: str | None) -> TensorInfo:
+def _tensor_info(name: str, t: _Tensor, rel_name: str, prefix: str | None, sizes: dict[str, int]) -> TensorInfo:
     span = None
+    storage = None if prefix is None else f"{prefix}data/{t.storage.key}"
+    if storage is not None and sizes.get(storage) != t.storage.numel * _ITEMSIZE[t.storage.dtype]:
+        raise InputError(f"{rel_name}: tensor {_clean(repr(name))}: its storage {_clean(repr(storage))} is missing "
+                         "from the zip or not the size the pickle gives it (torch refuses to load it)")
     transposed = len(t.shape) == 2 and not _is_contiguous(t.shape, t.stride) and _is_contiguous(t.shape[::-1], t.stride[::-1])
     if prefix is not None and (transposed or _is_contiguous(t.shape, t.stride)):
         itemsize, numel = _ITEMSIZE[t.dtype], math.prod(t.shape)
         span = (t.offset * itemsize, (t.offset + numel) * itemsize)
         if numel and span[1] > t.storage.numel * _ITEMSIZE[t.storage.dtype]:
             raise InputError(f"{rel_name}: tensor {_clean(repr(name))} extends past the end of its storage")
-    storage = None if prefix is None else f"{prefix}data/{t.storage.key}"
     return TensorInfo(name=name, dtype=t.dtype, shape=t.shape, file=rel_name, span=span, storage=storage,
                       transposed=transposed)
 
@@ -248,15 +414,13 @@ def read_pickle_index(source: pathlib.Path | BinaryIO, rel_name: str) -> dict[st
     try:
         if isinstance(source, pathlib.Path):
             with source.open("rb") as f:
-                obj, prefix = _read_object(f, rel_name)
+                obj, prefix, sizes = _read_object(f, rel_name)
         else:
-            obj, prefix = _read_object(source, rel_name)
+            obj, prefix, sizes = _read_object(source, rel_name)
     except InputError:
         raise
     except OSError as e:
         raise InputError(f"{rel_name}: cannot read ({e.strerror or e})") from None
-    except zipfile.BadZipFile:
-        raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (corrupt or truncated zip)") from None
     except EOFError:
         raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (truncated pickle)") from None
     except Exception as e:  # any other malformed structure reaching genops, the unpickler or our stand-ins
@@ -267,7 +431,7 @@ def read_pickle_index(source: pathlib.Path | BinaryIO, rel_name: str) -> dict[st
     if not any(isinstance(v, _Tensor) for v in obj.values()):  # training checkpoints nest the state dict
         obj = next((obj[k] for k in ("state_dict", "model") if isinstance(obj.get(k), dict)), obj)
     return {
-        name: _tensor_info(name, t, rel_name, prefix)
+        name: _tensor_info(name, t, rel_name, prefix, sizes)
         for name, t in obj.items()
         if isinstance(name, str) and isinstance(t, _Tensor)
     }
