@@ -119,6 +119,9 @@ def _migrate_group(ctx: Context) -> dict[str, Series]:
                     check=_migrate_check, warmup=True),
             Variant("cp", f"floor: cp -r {bert.name}", ["cp", "-r", str(bert.path), str(out / "cp")],
                     f"cp -r {bert.name} OUT", outputs=[out / "cp"]),
+            Variant("pyfloor", f"floor: bare Python copy + byte check {bert.name}",
+                    [sys.executable, str(Path(__file__).with_name("copy_floor.py")), str(bert.path), str(out / "pyfloor")],
+                    f"python benchmarks/copy_floor.py {bert.name} OUT", outputs=[out / "pyfloor"]),
             Variant("loadsave", f"baseline: from_pretrained + save {bert.name}",
                     [sys.executable, "-c", LOAD_SAVE, str(bert.path), str(out / "loadsave")],
                     f"python -c 'AutoAdapterModel.from_pretrained({bert.name}).save_pretrained(OUT)'",
@@ -176,8 +179,12 @@ def local_scan_7b(ctx: Context) -> Section:
 def migrate(ctx: Context) -> Section:
     g = _migrate_group(ctx)
     name = ctx.inputs["bert"].name
-    return Section(f"Migrate, {name}", [_row(g["migrate"]), _row(g["cp"]), _row(g["loadsave"])], [
+    return Section(f"Migrate, {name}", [_row(g["migrate"]), _row(g["cp"]), _row(g["pyfloor"]), _row(g["loadsave"])], [
         _ratio(f"migrate {name}: wall <= 2x cp -r", g["migrate"], g["cp"], 2, at_most=True),
+        _ratio(f"bare Python copy + byte check {name} vs cp -r (info: the least any Python migrate costs)",
+               g["pyfloor"], g["cp"], None, at_most=True),
+        _ratio(f"migrate {name} vs the bare Python copy + byte check (info)", g["migrate"], g["pyfloor"], None,
+               at_most=True),
         _limit(f"migrate {name}: peak RSS <= 100 MB", g["migrate"], lambda s: s.rss / MB, 100, "{:.1f} MB"),
         _ratio(f"migrate {name}: >= 5x faster than from_pretrained + save_pretrained", g["loadsave"], g["migrate"],
                5, at_most=False),

@@ -42,15 +42,15 @@ _LAZY = {
 
 
 def scan(target: str | PathLike, *, head_type: str | None = None, revision: str | None = None,
-         token: str | None = None) -> Report:
-    """Judge one checkpoint: a local folder or file, or a Hub repository `org/name[@revision]`.
+         token: str | None = None, subfolder: str | None = None) -> Report:
+    """Judge one checkpoint: a local folder or file, or a Hub repository `org/name[/subfolder][@revision]`.
 
     Reads config files and weight headers only. Raises InputError (unreadable input) or
     NothingScannedError (nothing recognisable); findings are data in the returned Report.
     """
     from .judge.engine import scan_target
 
-    return scan_target(str(target), head_type=head_type, revision=revision, token=token)
+    return scan_target(str(target), head_type=head_type, revision=revision, token=token, subfolder=subfolder)
 
 
 def migrate(source: str | PathLike, out: str | PathLike, *, head_name: str | None = None,

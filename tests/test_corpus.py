@@ -170,7 +170,7 @@ SINGLE_FILES: dict[str, Want] = {
         full("classification", num_labels=3, absent=LABEL_RULES),
     "static_config/Jaejun02__ToxicComment__saved_model-config.json": full("classification", rules={"HC117"}, num_labels=6),
     # ChatGLM custom code, architectures ChatGLMModel vs auto_map ChatGLMForConditionalGeneration: debatable
-    "static_config/Jerrykamier__blgarm__config.json": full(),
+    "static_config/Jerrykamier__blgarm__config.json": full(rules={"HC130"}),
     "static_config/LHembree25__gap-detection-model__lex-gap-model-config.json": full("causal_lm", rules={"HC106"}),
     "static_config/MananAbbott__Multi-Task-Learning__best_model-config.json": full("none", verdict="no-head"),
     "static_config/SurawutK__multi-label-text-classification-scopus__saved_model-config.json":
@@ -198,12 +198,12 @@ SINGLE_FILES: dict[str, Want] = {
     "static_config/lokeshpanthangi__q2_reward__reward_model-config.json":
         full("classification", rules={"HC104"}, problem_type="regression"),
     # MPTForCausalLM from custom code (auto_map): the class name is not trusted; only no crash + kind asserted
-    "static_config/mikeybellissimo__LoRA-MPT__SavedModels-MPT-7B-Instruct-config.json": full(),
+    "static_config/mikeybellissimo__LoRA-MPT__SavedModels-MPT-7B-Instruct-config.json": full(rules={"HC130"}),
     "static_config/nishiwakikazutaka__layoutlm-wikipedia-ja__config.json": full("masked_lm", rules={"HC106"}),
     "static_config/palashdandge__Fine-Tuned-Helsinki-MarianMT_Model__fine_tuned_model-config.json":
         full("seq2seq_lm", rules={"HC106"}, absent=LABEL_RULES),
     "static_config/ramaalkhouli__finedTunedCodeT5__fine_tuned_model-config.json": input_error("git lfs pull"),
-    "static_config/reubzdubz__Molmo7B_D_NF4Quant__config.json": full(),  # custom MolmoForCausalLM: debatable
+    "static_config/reubzdubz__Molmo7B_D_NF4Quant__config.json": full(rules={"HC130"}),  # custom MolmoForCausalLM
     "static_config/shouryakumar6290__Stress_Detection_from_Speech_Using_Transformer_Based_Deep_Learning__final_model-config.json":
         full("classification", rules={"HC106"}),  # wav2vec2 has no flex-head model
     "static_config/tantaishiyi__japanese-qa-model__final_model-config.json": full("classification", num_labels=63828),
@@ -383,7 +383,7 @@ FOLDERS: dict[str, Want] = {
         full("unknown", verdict="not-convertible", rules={"HC106"}),
     "shard_index/nishiwakikazutaka__layoutlm-wikipedia-ja__pytorch_model.bin.index.json":
         full("masked_lm", verdict="not-convertible", rules={"HC106"}),
-    "shard_index/reubzdubz__Molmo7B_D_NF4Quant__model.safetensors.index.json": full(),  # custom code: debatable
+    "shard_index/reubzdubz__Molmo7B_D_NF4Quant__model.safetensors.index.json": full(rules={"HC130"}),  # custom code
     # no config in the corpus: weights alone, model_type unknown - only no crash + kind
     "shard_index/NealKapadia__summarizer__pytorch_model.bin.index.json": full(),
     "shard_index/SsmallSong__TRL_FT__pytorch_model.bin.index.json": full(),

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from helpers import CHECKPOINTS, REPO
+from helpers import CHECKPOINTS, REPO, run_cli
 
 
 def _limits():
@@ -65,3 +65,24 @@ def test_tags_that_are_an_alias_tree_are_not_expanded(tmp_path):
     (folder / "README.md").write_text("\n".join(lines) + "\n")
     done = scan_capped(folder, "--format", "json")
     assert done.returncode == 0, done.stderr
+
+
+def test_remote_code_in_auto_map_is_a_finding_and_never_runs(tmp_path):
+    """auto_map points at a modeling file beside the weights; importing it would create the canary."""
+    folder = tmp_path / "remote-code"
+    shutil.copytree(CHECKPOINTS / "bert-seq-cls", folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "configuration_evil.EvilConfig",
+                          "AutoModelForSequenceClassification": "modeling_evil.EvilForSequenceClassification"}
+    (folder / "config.json").write_text(json.dumps(config))
+    canary = tmp_path / "CANARY"
+    payload = f"open({str(canary)!r}, 'w').write('ran')\n"
+    (folder / "modeling_evil.py").write_text(payload)
+    (folder / "configuration_evil.py").write_text(payload)
+    scanned = run_cli("scan", folder, "--format", "json")
+    report = json.loads(scanned.stdout)
+    assert [f["severity"] for f in report["findings"] if f["rule"] == "HC130"] == ["warning"], report["findings"]
+    assert run_cli("scan", folder, "--fail-on", "warning").returncode == 1
+    migrated = run_cli("migrate", folder, "--out", tmp_path / "out")  # judged from the weights, as HC113 says
+    assert migrated.returncode == 0, migrated.stderr
+    assert not canary.exists()

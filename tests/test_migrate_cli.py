@@ -210,7 +210,7 @@ def test_progress_bar_on_a_terminal(tmp_path, monkeypatch):
     """On a terminal, stderr shows a byte-count bar fed by migrate's own progress callback."""
     import io
 
-    from headcheck.cli import main as cli
+    from headcheck.cli import progress as cli
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -218,9 +218,19 @@ def test_progress_bar_on_a_terminal(tmp_path, monkeypatch):
 
     terminal = Terminal()
     monkeypatch.setattr(cli.sys, "stderr", terminal)
-    progress = cli._progress_bar()
+    progress = cli.progress_bar()
     with progress as advance:
         result = migration.migrate(CHECKPOINTS / "sharded", tmp_path / "out", on_bytes=advance)
     assert "writing" in terminal.getvalue()
     tensor_bytes = sum(m.source.span[1] - m.source.span[0] for o in result.migration.outputs for m in o.moves)
     assert progress.bar.n == tensor_bytes > 0  # every copied byte was counted
+
+
+def test_a_pickle_twin_of_the_weights_is_superseded_not_copied(tmp_path):
+    """from_pretrained(use_safetensors=False) would load a static-layout pytorch_model.bin left beside the output."""
+    src = tmp_path / "src"
+    shutil.copytree(CHECKPOINTS / "bert-seq-cls", src)
+    shutil.copy(CHECKPOINTS / "bert-seq-cls-bin" / "pytorch_model.bin", src)
+    result = migration.migrate(src, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["config.json", "model.safetensors"]
+    assert "pytorch_model.bin" in result.migration.replaced_files

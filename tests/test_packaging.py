@@ -72,6 +72,7 @@ def test_wheel_carries_rule_data_and_schemas(names):
         "headcheck/rules/families.json",
         "headcheck/rules/flex_heads.json",
         "headcheck/schemas/report.schema.json",
+        "headcheck/schemas/config.schema.json",
     ):
         assert required in names, f"{required} missing from the wheel"
     schemas = {n for n in names if n.startswith("headcheck/rules/schema/") and n.endswith(".schema.json")}
@@ -154,3 +155,15 @@ def test_extracted_wheel_works_without_the_source_tree(wheel, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "custom-head-weights" in proc.stdout
+
+    # the project configuration, validated against the schema inside the wheel (a fresh cache: no stamp)
+    (work / ".headcheck.toml").write_text('ignore = ["no-weights"]\n')
+    cache = _clean_env(PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-m", "headcheck", "scan", "ckpt", "--format", "json"], cwd=work, env=cache,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert [f["ignored_by"] for f in json.loads(proc.stdout)["findings"] if f["rule"] == "HC115"] == [".headcheck.toml: ignore"]
+    (work / ".headcheck.toml").write_text('ignore = ["HC115"]\nfail-on = "always"\n')
+    proc = subprocess.run([sys.executable, "-m", "headcheck", "scan", "ckpt"], cwd=work, env=cache,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 4 and "config error: .headcheck.toml: fail-on: 'always' is not one of" in proc.stderr

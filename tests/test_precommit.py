@@ -113,3 +113,38 @@ def test_pre_push_through_pre_commit(tmp_path, hook_repo):
     head = repo.pre_commit("run", "headcheck", "--hook-stage", "pre-push", "--from-ref", lfs, "--to-ref", "HEAD",
                            check=False)
     assert head.returncode == 1 and "HC102" in head.stdout, head.stdout
+
+
+@pytest.mark.slow
+def test_pre_commit_honours_the_pushed_commits_configuration(tmp_path, hook_repo):
+    """[tool.headcheck] of the pushed commit: ignores and excludes; a malformed one fails the hook (exit code 4)."""
+    repo = PreCommitRepo(tmp_path, hook_repo)
+    repo.pre_commit("install", "--hook-type", "pre-push")
+    repo.put("models/bad", BROKEN)
+    repo.put("models/legacy/old", BROKEN)
+    (repo.work / "pyproject.toml").write_text('[tool.headcheck]\nexclude = ["legacy"]\n\n[tool.headcheck.per-path-ignores]\n'
+                                              '"models/bad" = ["HC102"]\n')
+    sha = repo.commit("ignored and excluded")
+    done = repo.push()
+    assert done.returncode == 0, done.stdout
+    assert "Passed" in done.stdout and f"models/bad@{sha[:12]}: not-convertible" in done.stdout
+    assert f"1 finding ignored (config pyproject.toml@{sha[:12]}: HC102)" in done.stdout
+    assert f"models/legacy/old@{sha[:12]}: not judged: excluded by pyproject.toml@{sha[:12]}" in done.stdout
+    assert repo.remote_has(sha)
+
+    (repo.work / "pyproject.toml").write_text('[tool.headcheck]\nignore = "HC102"\n')
+    repo.put("models/good", GOOD)  # a checkpoint file changes, so pre-commit runs the hook
+    bad = repo.commit("malformed configuration")
+    done = repo.push()
+    assert done.returncode != 0 and not repo.remote_has(bad), done.stdout
+    assert "Failed" in done.stdout and "exit code: 4" in done.stdout
+    assert (f"headcheck: config error: pyproject.toml@{bad[:12]}: tool.headcheck.ignore: 'HC102' is not of type "
+            "'array'") in done.stdout
+
+    # hook arguments from .pre-commit-config.yaml reach `headcheck hook run`
+    config = repo.work / ".pre-commit-config.yaml"
+    config.write_text(config.read_text() + "    args: [--no-config]\n")
+    last = repo.commit("no configuration for headcheck")
+    done = repo.push()
+    assert done.returncode == 0, done.stdout
+    assert f"models/good@{last[:12]}: convertible" in done.stdout and repo.remote_has(last)

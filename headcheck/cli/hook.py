@@ -11,14 +11,16 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError, NothingScannedError
+from ..errors import ConfigError, InputError, NothingScannedError
 from ..exitcodes import ExitCode
 from ..model import Severity
 from ..render import RENDERERS
+from .configure import check_config_flags, config_error, config_options
 from .options import FAIL_ON, use_color
 
-fail_on_option = click.option("--fail-on", type=click.Choice(list(FAIL_ON)), default="error", show_default=True,
-                              help="Lowest finding severity that fails the hook.")
+fail_on_option = click.option("--fail-on", type=click.Choice(list(FAIL_ON)), default=None,
+                              help="Lowest severity of a finding (not ignored) that fails the hook "
+                                   "[default: the configuration's fail-on, else error].")
 repo_option = click.option("--repo", "repo_path", type=click.Path(path_type=Path, file_okay=False), default=".",
                            show_default=True, help="Any path inside the git repository.")
 
@@ -31,7 +33,8 @@ def hook() -> None:
     \b
     The checkpoint folders are read from the commit being pushed (git objects, and git-LFS objects from
     the local store), not from the working tree. Weights whose LFS object is not here are not checked
-    (warning HC125), never reported as fine.
+    (warning HC125), never reported as fine. So is the configuration ([tool.headcheck] in pyproject.toml,
+    or .headcheck.toml, from each folder upwards to the repository root): the pushed commit's own.
     """
 
 
@@ -40,7 +43,8 @@ def hook() -> None:
 @click.option("--ref", default=None, help="Commit to judge [default: $PRE_COMMIT_TO_REF, else "
               "$PRE_COMMIT_LOCAL_BRANCH, else HEAD].")
 @fail_on_option
-def run(files: tuple[str, ...], ref: str | None, fail_on: str) -> None:
+@config_options
+def run(files: tuple[str, ...], ref: str | None, fail_on: str | None, ignore, config_file, no_config) -> None:
     """Judge the checkpoint folders holding FILES (all checkpoint folders when none) at the pushed commit.
 
     This is the entry of the pre-commit hook (.pre-commit-hooks.yaml): pre-commit passes the changed
@@ -52,17 +56,19 @@ def run(files: tuple[str, ...], ref: str | None, fail_on: str) -> None:
         repo = githook.Repo(".")
         commit, source = githook.resolve_hook_commit(repo, os.environ, ref)
         paths = githook.repo_relative(repo, files) if files else None
+        configs = _commit_configs(repo, config_file, no_config, ignore)
         click.echo(f"headcheck: judging {commit[:12]} ({source})")
-        return githook.Checker(repo).check_commit(commit, paths, filter_paths=False)
+        return githook.Checker(repo, configs=configs, fail_on=fail_on).check_commit(commit, paths, filter_paths=False)
 
-    _finish(_guarded(work), fail_on, refused="")
+    _finish(_guarded(work), refused="")
 
 
 @hook.command("pre-push")
 @click.argument("remote", required=False)
 @click.argument("url", required=False)
 @fail_on_option
-def pre_push(remote: str | None, url: str | None, fail_on: str) -> None:
+@config_options
+def pre_push(remote: str | None, url: str | None, fail_on: str | None, ignore, config_file, no_config) -> None:
     """Run as git's pre-push hook: reads '<local-ref> <local-sha> <remote-ref> <remote-sha>' lines on stdin."""
     from ..hooks import prepush as githook
     from ..hooks.push import parse_pre_push, push_targets
@@ -73,14 +79,14 @@ def pre_push(remote: str | None, url: str | None, fail_on: str) -> None:
     def work():
         refs = parse_pre_push(sys.stdin.read())
         repo = githook.Repo(".")
-        checker = githook.Checker(repo)
+        checker = githook.Checker(repo, configs=_commit_configs(repo, config_file, no_config, ignore), fail_on=fail_on)
         results = []
         for target in push_targets(refs, lambda sha: repo.commit(sha) is not None):
             click.echo(f"headcheck: judging {target.commit[:12]} for {target.what}")
             results.extend(checker.check_target(target))
         return results
 
-    _finish(_guarded(work), fail_on, refused=" push refused;")
+    _finish(_guarded(work), refused=" push refused;")
 
 
 @hook.command("install")
@@ -93,7 +99,7 @@ def install(repo_path: Path, force: bool, fail_on: str) -> None:
     from ..hooks.install import install as do_install
 
     try:
-        done = do_install(_repository(repo_path), force=force, fail_on=None if fail_on == "error" else fail_on)
+        done = do_install(_repository(repo_path), force=force, fail_on=fail_on)  # None: the configuration decides
     except HookExistsError as exc:
         raise click.UsageError(str(exc)) from None
     except InputError as exc:
@@ -143,24 +149,37 @@ def _guarded(work):
     except NothingScannedError as exc:
         click.echo(f"headcheck: nothing scanned: {exc}", err=True)
         sys.exit(ExitCode.NOTHING_SCANNED)
+    except ConfigError as exc:
+        config_error(exc)
 
 
-def _finish(results, fail_on: str, refused: str) -> None:
+def _commit_configs(repo, config_file: Path | None, no_config: bool, ignore):
+    from ..hooks.commit_config import CommitConfigs
+
+    check_config_flags(config_file, no_config)
+    return CommitConfigs(repo, config_file=config_file, no_config=no_config, ignores=ignore)
+
+
+def _finish(results, refused: str) -> None:
     from ..hooks.prepush import overall_exit_code
 
-    threshold = FAIL_ON[fail_on]
     color = use_color(sys.stdout)
+    excluded = [r for r in results if r.excluded is not None]
+    results = [r for r in results if r.excluded is None]
+    for result in excluded:
+        click.echo(f"{result.label}: not judged: excluded by {result.excluded}")
     for result in results:
         if result.report is not None:
             click.echo(RENDERERS["text"](result.report, color=color))
         else:
             kind = "nothing scanned" if result.code == ExitCode.NOTHING_SCANNED else "error"
             click.echo(f"{result.label}: {kind}: {result.message}")
-    code = overall_exit_code(results, threshold)
+    code = overall_exit_code(results)
     if not results:
-        click.echo("headcheck: no checkpoint folders to judge")
+        click.echo("headcheck: no checkpoint folders to judge" + (f" ({len(excluded)} excluded)" if excluded else ""))
     elif code != ExitCode.OK:
-        failed = sum(r.exit_code(threshold) != ExitCode.OK for r in results)
+        failed = sum(r.exit_code() != ExitCode.OK for r in results)
+        fail_on = ", ".join(sorted({r.fail_on for r in results}))
         click.echo(f"headcheck:{refused} {failed} of {len(results)} checkpoint folder(s) failed (--fail-on {fail_on})"
                    + ("; `git push --no-verify` skips the check" if refused else ""))
     else:

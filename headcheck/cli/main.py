@@ -9,11 +9,14 @@ import click
 
 from ..version import __version__
 from ..judge import ruledata
-from ..errors import InputError, NothingScannedError
+from ..errors import ConfigError, InputError, NothingScannedError, PublishRefusedError
+from ..read.local import names_hub_repo
 from ..exitcodes import ExitCode
 from ..render import RENDERERS, render
+from .configure import TargetPolicies, config_error, config_options, say_excluded
 from .hook import hook
 from .options import FAIL_ON, HEAD_TYPES, use_color
+from .progress import progress_bar
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,28 +38,38 @@ def cli() -> None:
 @click.option("--from-file", type=click.File("r", encoding="utf-8"),
               help="Read more targets from this file, one per line ('#' starts a comment; '-' is stdin).")
 @click.option("--revision", help="Hub revision (branch, tag or commit) for repo ids; same as org/name@REVISION.")
+@click.option("--subfolder", help="The checkpoint's folder inside a Hub repository; same as org/name/SUBFOLDER.")
 @click.option("--token", help="Hub token for private or gated repositories (default: $HF_TOKEN).")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Targets scanned concurrently (useful for many Hub repositories).")
 @click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True,
               help="Report format: text, json (JSON Lines for several targets), sarif (SARIF 2.1.0) "
                    "or github (workflow-command annotations).")
-@click.option("--fail-on", type=click.Choice(list(FAIL_ON)), default="error", show_default=True,
-              help="Lowest finding severity that makes the exit code 1.")
+@click.option("--fail-on", type=click.Choice(list(FAIL_ON)), default=None,
+              help="Lowest severity of a finding (not ignored) that makes the exit code 1 "
+                   "[default: the configuration's fail-on, else error].")
 @click.option("--head-type", type=click.Choice(HEAD_TYPES),
               help="Decide the head type when the weights fit several (verdict 'ambiguous').")
 @click.option("-q", "--quiet", is_flag=True, help="Text format: only the verdict line of each target.")
 @click.option("--summary", type=click.Path(path_type=Path, dir_okay=False, writable=True),
               help="Also append a Markdown summary to this file (e.g. \"$GITHUB_STEP_SUMMARY\").")
-def scan(targets, from_file, revision, token, jobs, fmt, fail_on, head_type, quiet, summary) -> None:
+@config_options
+def scan(targets, from_file, revision, subfolder, token, jobs, fmt, fail_on, head_type, quiet, summary,
+         ignore, config_file, no_config) -> None:
     """Classify the head of each TARGET and judge whether it can become an adapters flex head.
 
     \b
     TARGET is a checkpoint folder, a single config/weights file, or a Hugging Face Hub
-    repository id (org/name or org/name@revision). Hub scans read only the JSON files and
+    repository id (org/name, org/name/subfolder, either @revision). Hub scans read only the JSON files and
     the weight headers (Range requests), honour HF_TOKEN, HF_ENDPOINT, HF_HUB_CACHE and
     HF_HUB_OFFLINE=1 (answer from the local cache), and are cached for offline use.
     Verdicts: convertible, already-flex, no-head, ambiguous, not-convertible.
+
+    \b
+    Configuration: [tool.headcheck] in pyproject.toml, or .headcheck.toml, found from each
+    TARGET upwards (Hub ids: from the current directory); keys ignore, fail-on, exclude,
+    per-path-ignores. Ignored findings stay in the report, marked ignored, and do not count
+    for the exit code; excluded targets are not scanned. A malformed one: exit code 4.
     """
     from ..judge.bulk import scan_many, scan_one
 
@@ -64,10 +77,21 @@ def scan(targets, from_file, revision, token, jobs, fmt, fail_on, head_type, qui
     all_targets = [*targets, *filter(None, listed)]
     if not all_targets:
         raise click.UsageError("give at least one TARGET (folder, file or org/name) or --from-file")
-    options = dict(head_type=head_type, revision=revision, token=token)
-    threshold = FAIL_ON[fail_on]
+    options = dict(head_type=head_type, revision=revision, token=token, subfolder=subfolder)
+    try:
+        configured = TargetPolicies(all_targets, config_file, no_config, ignore, fail_on)
+    except ConfigError as exc:
+        config_error(exc)
+    excluded = {t: found for t in all_targets if (found := configured.excluded(t))}
     if len(all_targets) == 1 and from_file is None:
-        outcome = scan_one(all_targets[0], **options)
+        if excluded:
+            say_excluded(excluded[all_targets[0]], fmt)
+            if fmt == "sarif":  # a valid, empty log rather than no output
+                from ..render.sarif import render_sarif
+
+                click.echo(render_sarif([]))
+            sys.exit(ExitCode.OK)
+        outcome = configured.apply(scan_one(all_targets[0], **options))
         _say_if_head_type_ignored(outcome.report, head_type)
         if outcome.error:
             label = "error" if outcome.exit_code == ExitCode.INPUT_ERROR else "nothing scanned"
@@ -77,12 +101,15 @@ def scan(targets, from_file, revision, token, jobs, fmt, fail_on, head_type, qui
             sys.exit(outcome.exit_code)
         click.echo(_text_outcome(outcome, quiet) if fmt == "text" else RENDERERS[fmt](outcome.report))
         _append_summary(summary, [outcome.report])
-        sys.exit(_exit_code(outcome, threshold))
+        sys.exit(_exit_code(outcome, configured.threshold(outcome.target)))
     reports, failed, worst, counts = [], [], ExitCode.OK, {}
-    with _progress_bar(total=len(all_targets), unit="repo", desc="scanning") as advance:
-        for outcome in scan_many(all_targets, jobs=jobs, **options):
+    for found in excluded.values():
+        say_excluded(found, fmt if fmt == "json" else "text")
+    to_scan = [t for t in all_targets if t not in excluded]
+    with progress_bar(total=len(to_scan), unit="repo", desc="scanning") as advance:
+        for outcome in map(configured.apply, scan_many(to_scan, jobs=jobs, **options)):
             advance(1)
-            worst = max(worst, _exit_code(outcome, threshold))
+            worst = max(worst, _exit_code(outcome, configured.threshold(outcome.target)))
             verdict = outcome.report.verdict.value if outcome.report else "error"
             counts[verdict] = counts.get(verdict, 0) + 1
             if outcome.report:
@@ -98,8 +125,9 @@ def scan(targets, from_file, revision, token, jobs, fmt, fail_on, head_type, qui
     elif fmt == "github":
         click.echo("\n".join(filter(None, [render(fmt, reports), _errors_output(fmt, failed)])))
     _append_summary(summary, reports)
-    click.echo(f"headcheck: {len(all_targets)} scanned: "
-               + ", ".join(f"{verdict} {n}" for verdict, n in sorted(counts.items())), err=True)
+    click.echo(f"headcheck: {len(to_scan)} scanned: "
+               + ", ".join(f"{verdict} {n}" for verdict, n in sorted(counts.items()) if verdict != "excluded")
+               + (f"; {len(excluded)} excluded by the configuration" if excluded else ""), err=True)
     sys.exit(worst)
 
 
@@ -158,10 +186,11 @@ def _append_summary(summary: Path | None, reports) -> None:
         out.write(render_summary(reports) + "\n")
 
 
-@cli.command(short_help="Rewrite a convertible checkpoint into the flex-head layout.")
-@click.argument("source", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
-              help="Folder to write the flex-head checkpoint to; must not exist or be empty unless --force.")
+@cli.command(short_help="Rewrite a convertible checkpoint into the flex-head layout (locally or as a Hub PR).")
+@click.argument("source")
+@click.option("--out", "out", type=click.Path(path_type=Path),
+              help="Folder to write the flex-head checkpoint to; must not exist or be empty unless --force "
+                   "(optional with --create-pr and --push-to: then a temporary folder).")
 @click.option("--head-name", default=None, help="Name of the flex head (default: 'default'; for adapter folders the adapter's name).")
 @click.option("--head-type", type=click.Choice(HEAD_TYPES), help="Decide the head type when scan says 'ambiguous'.")
 @click.option("--num-choices", type=click.IntRange(min=2), help="Choices per example for multiple-choice heads (not recorded in checkpoints).")
@@ -175,26 +204,60 @@ def _append_summary(summary: Path | None, reports) -> None:
               help="json: the result for scripts (output folder, renames, tensors checked, verify figures).")
 @click.option("-v", "--verbose", is_flag=True, help="Print the whole plan, not only its counts.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success (errors still go to stderr).")
-def migrate(source: Path, out: Path, head_name, head_type, num_choices, force, dry_run, verify, base, fmt, verbose,
-            quiet) -> None:
+@click.option("--revision", help="Hub SOURCE: branch, tag or commit (same as org/name@REVISION).")
+@click.option("--subfolder", help="Hub SOURCE: the checkpoint's folder in the repository (same as org/name/SUBFOLDER).")
+@click.option("--token", help="Hub token (default: $HF_TOKEN); --create-pr and --push-to need write access.")
+@click.option("--create-pr", is_flag=True, help="Hub SOURCE: commit the migrated files as a pull request on the "
+              "repository, built on the scanned commit (with --dry-run: print the commit and its description).")
+@click.option("--push-to", metavar="ORG/NAME", help="Hub SOURCE: create this repository and commit the migrated "
+              "checkpoint to it.")
+@click.option("--private", is_flag=True, help="With --push-to: create the repository private.")
+def migrate(source: str, out: Path | None, head_name, head_type, num_choices, force, dry_run, verify, base, fmt,
+            verbose, quiet, revision, subfolder, token, create_pr, push_to, private) -> None:
     """Rewrite the checkpoint in SOURCE into the adapters flex-head layout, in --out.
 
+    \b
+    SOURCE is a checkpoint folder or a Hub repository (org/name, org/name/subfolder, @revision).
     Checkpoints that `headcheck scan` calls convertible are rewritten; already-flex ones are copied
     as they are and rescanned (a checked copy); anything else is refused with the same findings
     (exit code 1) and nothing is written. The input is never modified; the output appears only once
     complete and checked: every tensor's bytes are compared with the source and the result must
-    scan as already-flex.
+    scan as already-flex. A Hub SOURCE is scanned first (headers only) and downloaded only when it
+    can be migrated; --create-pr then opens one pull request with the changed files (at most one per
+    scanned commit), --push-to creates a new repository.
     """
     from ..migration import run as migration
     from ..render.migration import render_comparison, render_migration, render_migration_json
 
     options = dict(head_name=head_name, head_type=head_type, num_choices=num_choices)
+    hub_options = dict(revision=revision, subfolder=subfolder, token=token, create_pr=create_pr, push_to=push_to,
+                       private=private)
+    local = Path(source)
+    hub_source = names_hub_repo(source)
+    if not hub_source:
+        if any(hub_options.values()):
+            raise click.UsageError(f"{source}: --revision, --subfolder, --token, --create-pr, --push-to and "
+                                   "--private apply to Hub repositories, not local folders")
+        if not local.is_dir():
+            raise click.BadParameter(f"{source}: no such folder (a Hub repository is org/name)",
+                                     param_hint="'SOURCE'")
+    if create_pr and push_to:
+        raise click.UsageError("--create-pr and --push-to: choose one")
+    if out is None and not (hub_source and (create_pr or push_to or dry_run)):
+        raise click.UsageError("Missing option '--out'.")
     try:
+        if hub_source:
+            from .publish import migrate_from_hub
+
+            migrate_from_hub(source, out, options=options, force=force, dry_run=dry_run, verify=verify, base=base,
+                             fmt=fmt, verbose=verbose, quiet=quiet, **hub_options)
+            return
+        source = local
         if dry_run:
             report, plan = migration.prepare(source, **options)
             click.echo(render_migration_json(report, plan, None) if fmt == "json" else render_migration(report, plan, None))
             return
-        with _progress_bar() as on_bytes:
+        with progress_bar() as on_bytes:
             result = migration.migrate(source, out, force=force, verify=verify, base=base, on_bytes=on_bytes,
                                        **options)
     except migration.NotConvertibleError as exc:
@@ -217,35 +280,13 @@ def migrate(source: Path, out: Path, head_name, head_type, num_choices, force, d
     except NothingScannedError as exc:
         click.echo(f"headcheck: nothing scanned: {exc}", err=True)
         sys.exit(ExitCode.NOTHING_SCANNED)
+    except PublishRefusedError as exc:
+        click.echo(f"headcheck: not committed: {exc}", err=True)
+        sys.exit(ExitCode.FINDINGS)
     if fmt == "json":
         click.echo(render_migration_json(result.report, result.migration, result))
     elif not quiet:
         click.echo(render_migration(result.report, result.migration, result, verbose=verbose))
-
-
-class _progress_bar:
-    """A progress bar on stderr, only on a terminal (tqdm comes with huggingface_hub); yields its update."""
-
-    def __init__(self, **tqdm_options):
-        self.options = {"unit": "B", "unit_scale": True, "desc": "writing", **tqdm_options}
-
-    def __enter__(self):
-        if not sys.stderr.isatty():
-            self.bar = None
-            return lambda n: None
-        import shutil
-
-        from tqdm import tqdm
-
-        # a terminal that reports no size (a fresh pty, some CI consoles) makes tqdm draw nothing: it takes
-        # 0 rows as "no room for a bar"; shutil falls back to 80x24
-        size = shutil.get_terminal_size()
-        self.bar = tqdm(file=sys.stderr, leave=False, ncols=size.columns, nrows=size.lines, **self.options)
-        return self.bar.update
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
 
 
 @cli.command(short_help="List the rules, or explain one (what it checks, why, example, fix).")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 
-from ..model import Severity
+from ..judge.suppress import FAIL_ON  # noqa: F401  (--fail-on choices: the same names as fail-on in the configuration)
 
 HEAD_TYPES = ["classification", "multilabel_classification", "tagging", "question_answering", "multiple_choice",
               "masked_lm", "causal_lm", "seq2seq_lm", "image_classification"]
-FAIL_ON = {"error": Severity.ERROR, "warning": Severity.WARNING, "never": None}
 
 
 def use_color(stream) -> bool:

@@ -8,6 +8,10 @@ still judged and the report never reads as clean for what was not checked.
 Which folders: those holding a checkpoint file (CHECKPOINT_FILES) that changed in the push, or every such
 folder of the tree for a new branch; a folder that no longer holds any checkpoint file at the commit (the
 checkpoint was deleted) has nothing left to judge.
+
+The project configuration comes from the same commit (hooks/commit_config.py): a folder it excludes is
+not judged, the findings it ignores are marked and do not count, and its fail-on applies unless --fail-on
+is given.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from ..judge.engine import scan_facts
 from ..errors import InputError, NothingScannedError
 from ..exitcodes import ExitCode
 from ..read.facts import Facts, build_facts_from
+from ..judge.suppress import DEFAULT_FAIL_ON, FAIL_ON
+from .commit_config import CommitConfigs
 from .lfs import objects_dir
 from .push import Target, hook_commit_candidates
 from .repo import GitError, Repo, TreeEntry
@@ -45,17 +51,27 @@ class FolderResult:
     report: Report | None = None
     code: ExitCode | None = None  # INPUT_ERROR or NOTHING_SCANNED when there is no report
     message: str | None = None
+    fail_on: str = DEFAULT_FAIL_ON  # --fail-on, else the folder's configuration's fail-on, else error
+    excluded: str | None = None  # "FILE: KEY 'pattern'" when the configuration excludes the folder (not judged)
 
-    def exit_code(self, threshold: Severity | None) -> ExitCode:
+    @property
+    def threshold(self) -> Severity | None:
+        return FAIL_ON[self.fail_on]
+
+    def exit_code(self) -> ExitCode:
+        """OK, FINDINGS (a finding that counts, at or above the folder's fail-on), or the error's code."""
+        if self.excluded is not None:
+            return ExitCode.OK
         if self.report is None:
             return self.code or ExitCode.INPUT_ERROR
+        threshold = self.threshold
         worst = self.report.worst()
         return ExitCode.FINDINGS if threshold is not None and worst is not None and worst >= threshold else ExitCode.OK
 
 
-def overall_exit_code(results: Iterable[FolderResult], threshold: Severity | None) -> ExitCode:
-    """The worst folder's code; a push without checkpoint folders has nothing wrong in it."""
-    return max((r.exit_code(threshold) for r in results), default=ExitCode.OK)
+def overall_exit_code(results: Iterable[FolderResult]) -> ExitCode:
+    """The worst folder's code, each at its own fail-on; a push without checkpoint folders has nothing wrong in it."""
+    return max((r.exit_code() for r in results), default=ExitCode.OK)
 
 
 def label_for(folder: str, commit: str) -> str:
@@ -103,9 +119,12 @@ def resolve_hook_commit(repo: Repo, env: Mapping[str, str], ref: str | None = No
 class Checker:
     """Scans folders of commits of one repository, each distinct folder content once."""
 
-    def __init__(self, repo: Repo, head_type: str | None = None):
+    def __init__(self, repo: Repo, head_type: str | None = None, configs: CommitConfigs | None = None,
+                 fail_on: str | None = None):
         self.repo = repo
         self.head_type = head_type
+        self.configs = configs or CommitConfigs(repo)  # default: each commit's own configuration
+        self.fail_on = fail_on  # --fail-on; None: each folder's configuration decides
         self.lfs_objects = objects_dir(repo)
         self._trees: dict[str, list[TreeEntry]] = {}
         self._seen: set[tuple] = set()
@@ -127,11 +146,21 @@ class Checker:
         results = []
         for folder in checkpoint_folders(entries, paths, filter_paths=filter_paths):
             files = by_folder[folder]
-            content = (folder, tuple(sorted((e.name, e.oid) for e in files)))
-            if content in self._seen:  # the same folder, unchanged, pushed on several refs
+            folder_policy, path = self.configs.policy_for(commit, folder, entries)
+            content = (folder, tuple(sorted((e.name, e.oid) for e in files)), folder_policy.settings())
+            if content in self._seen:  # the same folder, unchanged, under the same configuration, on several refs
                 continue
             self._seen.add(content)
-            results.append(self.check_folder(folder, commit, files))
+            fail_on = folder_policy.fail_on(self.fail_on)
+            if pattern := folder_policy.excluded_by(path):
+                config = folder_policy.config
+                results.append(FolderResult(folder, commit, label_for(folder, commit), fail_on=fail_on,
+                                            excluded=f"{config.file}: {config.key('exclude')} {pattern!r}"))
+                continue
+            result = self.check_folder(folder, commit, files)
+            if result.report is not None:
+                result = replace(result, report=folder_policy.apply(result.report, path))
+            results.append(replace(result, fail_on=fail_on))
         return results
 
     def check_folder(self, folder: str, commit: str, files: list[TreeEntry]) -> FolderResult:

@@ -14,8 +14,9 @@ from .full_model import judge_model, model_type_of
 from .peft import judge_peft
 from .judgement import Judgement, final_verdict, finding
 from ..model import Head, Kind, Layout, Report, Severity
-from ..read.local import looks_like_repo_id
+from ..read.local import names_hub_repo
 from .legacy_activations import legacy_activation_findings
+from .remote_code import remote_code_findings
 from .writer_settings import unread_settings
 
 ROLE_DESCRIPTIONS = {
@@ -33,21 +34,32 @@ def scan_path(path: Path, head_type: str | None = None) -> Report:
 
 
 def scan_target(target: str, head_type: str | None = None, revision: str | None = None,
-                token: str | None = None) -> Report:
-    """Scan a local path, or a Hub repository `org/name[@revision]` (headers only, through the HF cache)."""
+                token: str | None = None, subfolder: str | None = None) -> Report:
+    """Scan a local path, or a Hub repository `org/name[/subfolder][@revision]` (headers only, through the HF
+    cache)."""
     path = Path(target)
     if not path.exists() and _canonical_name(target):
         raise InputError(f"{target}: no such file or directory; a Hub repository id needs its organisation, "
                          f"org/name (e.g. google-bert/{target} or FacebookAI/{target})")
-    # `models/missing` next to an existing `models/` folder is a mistyped path, not a Hub repository
-    if path.exists() or not looks_like_repo_id(target) or path.parent.is_dir() and path.parent != Path("."):
-        if revision:
-            raise InputError(f"{target}: --revision applies to Hub repositories, not local paths")
+    if not names_hub_repo(target):
+        if revision or subfolder:
+            raise InputError(f"{target}: --revision and --subfolder apply to Hub repositories, not local paths")
         return scan_path(path, head_type)
     from ..read.hub import HubRepo  # huggingface_hub's network stack is only needed for Hub scans
 
-    repo = HubRepo(target, revision=revision, token=token)
-    facts = build_facts_from(repo)
+    return scan_hub_repo(HubRepo(target, revision=revision, token=token, subfolder=subfolder), head_type)
+
+
+def scan_hub_repo(repo, head_type: str | None = None) -> Report:
+    """The report of one HubRepo; a level without a checkpoint names the subfolders that hold one."""
+    try:
+        facts = build_facts_from(repo)
+    except NothingScannedError as exc:
+        if not (inner := repo.checkpoint_subfolders()):
+            raise
+        shown = ", ".join(inner[:10]) + (f" and {len(inner) - 10} more" if len(inner) > 10 else "")
+        raise NothingScannedError(f"{repo.label}: no checkpoint at this level; subfolders that hold one: {shown} "
+                                  f"(scan {repo.label.partition('@')[0]}/{inner[0]}, or pass --subfolder)") from exc
     adapter_doc = facts.doc("adapter") or {}
     base = adapter_doc.get("model_name")
     base_config = repo.base_model_config(base) if isinstance(base, str) else None
@@ -71,6 +83,7 @@ def scan_facts(facts: Facts, head_type: str | None = None, base_config: dict | N
     extra.extend(_card_findings(facts))
     if facts.doc("model") is not None:
         extra.extend(unread_settings(facts.doc("model"), facts.doc_file("model") or "config.json"))
+        extra.extend(remote_code_findings(facts.doc("model"), facts.doc_file("model") or "config.json"))
     for role in ("model", "head"):
         if facts.doc(role) is not None:
             extra.extend(legacy_activation_findings(facts.doc(role), role, facts.doc_file(role) or role))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import zlib
 from dataclasses import dataclass
 from importlib import resources
 from importlib.abc import Traversable
@@ -13,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model import Severity
+from ..read.schema_check import first_error
 
 # Section titles of a rule's explanation, in the order `headcheck rule CODE` prints them.
 EXPLANATION_SECTIONS = {
@@ -45,12 +44,6 @@ def rules_root() -> Traversable:
     return Path(__file__).resolve().parents[2] / "rules"
 
 
-def _validation_stamp(raw: bytes) -> Path:
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    # crc32 + length identifies the bytes well enough here and, unlike hashlib, costs no import
-    return Path(cache) / "headcheck" / "validated-rules" / f"{zlib.crc32(raw):08x}-{len(raw)}"
-
-
 def _load_validated(name: str) -> dict[str, Any]:
     """Parse rules/<name>.json; validate it against its schema unless these exact bytes validated before.
 
@@ -68,20 +61,9 @@ def _load_validated(name: str) -> dict[str, Any]:
         data = json.loads(raw_data)
     except json.JSONDecodeError as exc:
         raise RuleDataError(f"{label}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    stamp = _validation_stamp(raw_data + b"\0" + raw_schema)
-    if stamp.exists():
-        return data
-    import jsonschema  # only when these bytes were never validated on this machine
-
-    validator = jsonschema.Draft202012Validator(json.loads(raw_schema), format_checker=jsonschema.FormatChecker())
-    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    error = first_error(data, raw_data, raw_schema, "validated-rules")
     if error is not None:
         raise RuleDataError(f"{label}: {error.json_path}: {error.message}")
-    try:
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.touch()
-    except OSError:  # a read-only home only costs the next run a validation
-        pass
     return data
 
 

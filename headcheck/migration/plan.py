@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from ..judge import layouts
 from ..judge.legacy_activations import migrated_copy
-from ..read.facts import Facts
+from ..read.facts import Facts, files_of_role
 from ..model import Kind, Report
 from ..read.tensor_info import TensorInfo
 
@@ -211,7 +211,7 @@ def plan_full_model(report: Report, facts: Facts, head_name: str) -> Migration:
         new_config["adapters"] = _language_adapters_block(fam["language_adapters"], config, sorted(placed.languages))
     # legacy XModelWithHeads checkpoints keep all their heads; static ones get the planned head
     new_config["prediction_heads"] = config.get("prediction_heads") or {head_name: head_config}
-    replaced = (*facts.weight_files["model"], facts.doc_file("model"))
+    replaced = (*facts.weight_files["model"], *files_of_role(facts.files, "model"), facts.doc_file("model"))
     return Migration(Kind.FULL_MODEL, outputs, tuple(placed.dropped), tuple(dict.fromkeys(replaced)),
                      {"config.json": new_config}, SAFE_INDEX if sharded else None)
 
@@ -235,7 +235,8 @@ def plan_adapter_folder(report: Report, facts: Facts, head_name: str | None) -> 
     new_doc = {k: v for k, v in head_doc.items() if k not in ("label2id", "num_labels")}
     new_doc.update(model_class=report.plan.adapter_model_class, config=head_config, name=name)
     weights_file = facts.weight_files["head"][0]
-    return Migration(Kind.ADAPTER, (OutputFile(weights_file, tuple(moves)),), (), (weights_file,),
+    replaced = tuple(dict.fromkeys((weights_file, *files_of_role(facts.files, "head"))))
+    return Migration(Kind.ADAPTER, (OutputFile(weights_file, tuple(moves)),), (), replaced,
                      {facts.doc_file("head") or "head_config.json": new_doc}, None)
 
 

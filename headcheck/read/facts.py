@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
@@ -26,6 +27,15 @@ WEIGHT_FILES = {
     "adapter_model.bin": "peft",
 }
 SHARD_INDEXES = {"model.safetensors.index.json": "model", "pytorch_model.bin.index.json": "model"}
+_SHARD = re.compile(r"(?P<stem>model|pytorch_model)-\d{5}-of-\d{5}\.(safetensors|bin)")
+
+
+def files_of_role(files: tuple[str, ...], role: str) -> tuple[str, ...]:
+    """Every weight file (single, index or shard) a loader may read for ROLE: the judged one and its twins in
+    the other format, which a migration supersedes too."""
+    stems = {name.split(".")[0] for name, r in WEIGHT_FILES.items() if r == role}
+    return tuple(name for name in files if WEIGHT_FILES.get(name) == role or SHARD_INDEXES.get(name) == role
+                 or ((match := _SHARD.fullmatch(name)) is not None and match["stem"] in stems))
 CONFIG_FILES = ("config.json", "adapter_config.json", "head_config.json", "adapter_fusion_config.json")
 CARD_FILE = "README.md"
 

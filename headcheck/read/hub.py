@@ -45,35 +45,53 @@ def _offline() -> bool:
 class HubRepo:
     """Source over one revision of a Hub model repository."""
 
-    def __init__(self, target: str, revision: str | None = None, token: str | None = None):
-        repo_id, _, at_revision = target.partition("@")
-        self.repo_id = repo_id
+    def __init__(self, target: str, revision: str | None = None, token: str | None = None,
+                 subfolder: str | None = None):
+        path, _, at_revision = target.partition("@")
+        org, name, *inner = path.split("/")
+        self.repo_id = f"{org}/{name}"
+        # org/name/sub/folder names a checkpoint in a subfolder, as from_pretrained(..., subfolder=) reads it
+        self.subfolder = "/".join([*inner, *filter(None, (subfolder or "").strip("/").split("/"))])
         self.revision = revision or at_revision or "main"
-        self.label = f"{repo_id}@{self.revision}" if self.revision != "main" else repo_id
+        where = "/".join(filter(None, (self.repo_id, self.subfolder)))
+        self.label = f"{where}@{self.revision}" if self.revision != "main" else where
         self.token = token or os.environ.get("HF_TOKEN") or None
         self.endpoint = _setting("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
         self.cache_dir = Path(_setting("HF_HUB_CACHE", constants.HF_HUB_CACHE))
         self.timeout = float(_setting("HEADCHECK_HUB_TIMEOUT", "10"))
         self.retries = int(_setting("HEADCHECK_HUB_RETRIES", "3"))
         self.offline = _offline()
-        self._index_dir = self.cache_dir / "headcheck" / repo_folder_name(repo_id=repo_id, repo_type="model")
-        self.sha, self._files = self._resolve()
+        self._index_dir = self.cache_dir / "headcheck" / repo_folder_name(repo_id=self.repo_id, repo_type="model")
+        self.sha, self.listing = self._resolve()
+        prefix = f"{self.subfolder}/" if self.subfolder else ""
+        self._files = tuple(sorted(f[len(prefix):] for f in self.listing
+                                   if f.startswith(prefix) and "/" not in f[len(prefix):]))
+
+    def path_in_repo(self, rel: str) -> str:
+        return f"{self.subfolder}/{rel}" if self.subfolder else rel
+
+    def checkpoint_subfolders(self) -> tuple[str, ...]:
+        """Subfolders below this one that hold a config headcheck reads, for a root that holds none."""
+        prefix = f"{self.subfolder}/" if self.subfolder else ""
+        configs = ("config.json", "adapter_config.json", "head_config.json")
+        return tuple(sorted({f[len(prefix):].rpartition("/")[0] for f in self.listing if f.startswith(prefix)
+                             and "/" in f[len(prefix):] and f.rpartition("/")[2] in configs}))
 
     # --- Source
     def files(self) -> tuple[str, ...]:
         return self._files
 
     def read_json(self, rel: str) -> Any:
-        return read_json_file(self._download(rel), rel)
+        return read_json_file(self.download(rel), rel)
 
     def read_card(self, rel: str) -> dict[str, Any] | None:
         try:
-            return read_card_file(self._download(rel))
+            return read_card_file(self.download(rel))
         except InputError:  # a card is context only
             return None
 
     def read_weights(self, rel: str) -> dict[str, TensorInfo]:
-        cached = self._index_dir / self.sha / f"{rel}.tensors-v3.json"
+        cached = self._index_dir / self.sha / f"{self.path_in_repo(rel)}.tensors-v3.json"
         if cached.exists():
             return {t[0]: _tensor_from_json(t) for t in json.loads(cached.read_text())}
         if self.offline:
@@ -105,22 +123,23 @@ class HubRepo:
             return sha, tuple(json.loads((self._index_dir / sha / "files.json").read_text()))
         info = self._guard(None, lambda: HfApi(endpoint=self.endpoint, token=self.token).model_info(
             self.repo_id, revision=self.revision, timeout=self.timeout))
-        files = tuple(sorted(s.rfilename for s in info.siblings or () if "/" not in s.rfilename))
+        files = tuple(sorted(s.rfilename for s in info.siblings or ()))
         (self._index_dir / info.sha).mkdir(parents=True, exist_ok=True)
         (self._index_dir / info.sha / "files.json").write_text(json.dumps(files))
         refs.parent.mkdir(parents=True, exist_ok=True)
         refs.write_text(info.sha)
         return info.sha, files
 
-    def _download(self, rel: str) -> Path:
+    def download(self, rel: str) -> Path:
+        """The file, whole, through huggingface_hub's cache (configs, cards, and for migrate the weights)."""
         return Path(self._guard(rel, lambda: hf_hub_download(
-            self.repo_id, rel, revision=self.sha, cache_dir=self.cache_dir, token=self.token,
+            self.repo_id, self.path_in_repo(rel), revision=self.sha, cache_dir=self.cache_dir, token=self.token,
             endpoint=self.endpoint, local_files_only=self.offline, etag_timeout=self.timeout)))
 
     # --- ranged reads (hub_http.py says why they are not huggingface_hub's own)
     def _get_range(self, rel: str, start: int, end: int | None) -> tuple[bytes, int]:
         """Bytes start..end (inclusive; end None = suffix of -start bytes) and the file's total size."""
-        url = hf_hub_url(self.repo_id, rel, revision=self.sha, endpoint=self.endpoint)
+        url = hf_hub_url(self.repo_id, self.path_in_repo(rel), revision=self.sha, endpoint=self.endpoint)
         spec = f"bytes={start}-{end}" if end is not None else f"bytes=-{start}"
         headers = {**build_hf_headers(token=self.token), "Range": spec}
         response = self._retrying(lambda: hub_http.ranged_get(url, headers, self.timeout))
@@ -192,7 +211,7 @@ class HubRepo:
         if isinstance(exc, errors.LocalEntryNotFoundError):
             if self.offline:
                 return InputError(f"{what}: not in the local cache (HF_HUB_OFFLINE=1); scan once online to cache it")
-            return InputError(f"{what}: cannot reach {self.endpoint} ({_first_line(exc)})")
+            return InputError(f"{what}: cannot reach {self.endpoint} ({first_line(exc)})")
         if isinstance(exc, errors.HfHubHTTPError):
             status = exc.response.status_code if exc.response is not None else "?"
             if status == 429:
@@ -206,7 +225,7 @@ class HubRepo:
         if failure == "connect":
             return InputError(f"{what}: cannot connect to {self.endpoint} (offline? set HF_HUB_OFFLINE=1 to use "
                               "the local cache)")
-        return InputError(f"{what}: {_first_line(exc)}")
+        return InputError(f"{what}: {first_line(exc)}")
 
 
 class RangeFile(io.RawIOBase):
@@ -265,6 +284,6 @@ def _backoff(attempt: int, response) -> float:
     return min(float(retry_after) if retry_after.isdigit() else base * 2 ** attempt, 30.0)
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

@@ -14,12 +14,20 @@ from .safetensors_header import read_safetensors_index
 from .tensor_info import TensorInfo
 
 
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(/[\w.-]+)*(@[\w./-]+)?$")
 
 
 def looks_like_repo_id(target: str) -> bool:
-    """`org/name` or `org/name@revision`, as the Hub spells repository ids."""
+    """`org/name`, `org/name/sub/folder` or either `@revision`, as the Hub spells repository ids (and folders)."""
     return bool(REPO_ID.match(target))
+
+
+def names_hub_repo(target: str) -> bool:
+    """A Hub repository, not a local path: spelled as one, and no part of it exists here (`models/missing`
+    beside an existing `models/` folder is a mistyped path)."""
+    path = Path(target)
+    return (looks_like_repo_id(target) and not path.exists()
+            and not any(parent.is_dir() for parent in path.parents if parent != Path(".")))
 
 
 class Source(Protocol):

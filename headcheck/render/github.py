@@ -4,7 +4,8 @@ One `::error` / `::warning` / `::notice` line per finding, on the finding's file
 key (line 1 for binary files), escaped per the workflow-command rules. GitHub shows at most 10
 annotations of each level per step, so at most 10 per level are written and one notice tells how
 many more there are (infos are then capped at 9, so that notice is shown too). A plain line per
-checkpoint gives its verdict in the log.
+checkpoint gives its verdict in the log. Findings the project configuration ignores are not annotated;
+the verdict line says how many there are.
 """
 
 from __future__ import annotations
@@ -47,13 +48,14 @@ def annotation(report: Report, finding: Finding, base: Path | None = None) -> st
 
 def render_github(reports: Sequence[Report], color: bool = False, *, root: str | os.PathLike | None = None) -> str:
     base = Path(root) if root is not None else None
-    pairs = [(report, finding) for report in reports for finding in report.findings]
+    pairs = [(report, finding) for report in reports for finding in report.counted()]  # ignored: not annotated
     by_level = {level: [p for p in pairs if p[1].severity == level] for level in COMMANDS}
     overflow = {level: max(0, len(items) - LIMIT) for level, items in by_level.items()}
     if any(overflow.values()) and len(by_level[Severity.INFO]) >= LIMIT:  # room for the one overflow notice
         overflow[Severity.INFO] = len(by_level[Severity.INFO]) - (LIMIT - 1)
     lines = [escape_data(f"headcheck: {display_path(report.source, base)}: {report.verdict.value}, "
-                         f"{_count(len(report.findings), 'finding')}") for report in reports]
+                         f"{_count(len(report.counted()), 'finding')}"
+                         + (f" ({len(report.ignored())} ignored)" if report.ignored() else "")) for report in reports]
     for level in sorted(COMMANDS, reverse=True):
         items = by_level[level]
         lines.extend(annotation(report, finding, base) for report, finding in items[:len(items) - overflow[level]])

@@ -10,9 +10,10 @@ from typing import Any
 CHANGED_KEYS = ("architectures", "adapters", "prediction_heads", "model_class", "config", "name")
 
 
-def render_migration(report, migration, result, *, verbose: bool = False) -> str:
+def render_migration(report, migration, result, *, verbose: bool = False, written_to: str | None = None) -> str:
     """The plan in full when this is a dry run (result None) or `verbose`, else one line of counts;
-    then, for a real run, the verify figures and what was written."""
+    then, for a real run, the verify figures and what was written (`written_to`: how to name the output
+    folder, default its path)."""
     target = report.plan.adapter_model_class if report.plan else "already flex: a checked copy, nothing rewritten"
     lines = [f"{report.source}: {report.head.type} head ({report.head.architecture}) -> {target}"]
     lines += _plan_lines(migration) if result is None or verbose else [f"  {_counts(migration)}"]
@@ -23,7 +24,7 @@ def render_migration(report, migration, result, *, verbose: bool = False) -> str
         lines.append(render_comparison(result.comparison))
     if result.replaced_entries:
         lines.append(f"replaced the previous {result.out} ({result.replaced_entries} entries, --force)")
-    lines.append(f"wrote {result.out}: {result.tensors_checked} tensors byte-checked against the source, "
+    lines.append(f"wrote {written_to or result.out}: {result.tensors_checked} tensors byte-checked against the source, "
                  f"rescan: {result.rescan.verdict.value}")
     return "\n".join(lines)
 

@@ -2,7 +2,8 @@
 
 One run for all scanned checkpoints. Every rule of the registry is a `reportingDescriptor` with the
 explanation sections `headcheck rule CODE` prints; every finding is a result pointing at its file and
-at the line of its key (line 1 for binary files). Artifact URIs are relative to the root (the current
+at the line of its key (line 1 for binary files); a finding the project configuration ignores carries
+an external `suppression` naming the file and key that ignore it. Artifact URIs are relative to the root (the current
 directory by default), against the base id `%SRCROOT%`, so that code scanning maps them onto the
 repository. The verdict of each checkpoint is in the run's properties (`checkpoints`) and in each
 result's properties.
@@ -86,6 +87,7 @@ def checkpoint_properties(report: Report, base: Path) -> dict[str, Any]:
         "architecture": report.head.architecture,
         "verdict": report.verdict.value,
         "findings": len(report.findings),
+        "ignored": len(report.ignored()),
     }
 
 
@@ -133,6 +135,9 @@ def _result(report: Report, finding: Finding, index: dict[str, int], base: Path,
     }
     if finding.rule in index:
         result["ruleIndex"] = index[finding.rule]
+    if finding.ignored is not None:  # still reported: a viewer shows it as suppressed, never as fixed
+        result["suppressions"] = [{"kind": "external", "status": "accepted",
+                                   "justification": f"rule {finding.rule} ignored by {finding.ignored}"}]
     return result
 
 

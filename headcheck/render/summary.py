@@ -1,7 +1,8 @@
 """`--summary FILE`: a Markdown job summary (GitHub's `$GITHUB_STEP_SUMMARY`).
 
 A table of the scanned checkpoints (source, kind, head type, verdict, number of findings), then every
-finding with its file and line and a link to its rule's documentation.
+finding with its file and line and a link to its rule's documentation. Findings the project configuration
+ignores are counted in the table, not listed.
 """
 
 from __future__ import annotations
@@ -34,19 +35,19 @@ def render_summary(reports: Sequence[Report], color: bool = False, *, root: str 
     for report in reports:
         head = report.head.type + (f" ({report.head.architecture})" if report.head.architecture else "")
         cells = [_code(display_path(report.source, base)), report.kind.value, head,
-                 f"{VERDICT_ICONS[report.verdict]} {report.verdict.value}", str(len(report.findings))]
+                 f"{VERDICT_ICONS[report.verdict]} {report.verdict.value}", _findings_cell(report)]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     lines.append("")
-    if not any(report.findings for report in reports):
+    if not any(report.counted() for report in reports):
         return "\n".join([*lines, "No findings.", ""])
     lines += ["### Findings", ""]
     registry = ruledata.registry()
     for report in reports:
-        if not report.findings:
+        if not report.counted():
             continue
         lines.append(f"**{_code(display_path(report.source, base))}**: {report.verdict.value}")
         lines.append("")
-        for finding in report.findings:
+        for finding in report.counted():
             rule = registry.get(finding.rule)
             label = f"{finding.rule} {rule.name}" if rule else finding.rule
             path, _ = finding_path(report, finding)
@@ -55,6 +56,11 @@ def render_summary(reports: Sequence[Report], color: bool = False, *, root: str 
                          f"[{label}]({rule_url(finding.rule)}) {where}: {_text(finding_text(finding))}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _findings_cell(report: Report) -> str:
+    ignored = len(report.ignored())
+    return str(len(report.counted())) + (f" ({ignored} ignored)" if ignored else "")
 
 
 def _text(text: str) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import click
 
-from ..model import Report, Severity, Verdict
+from ..model import Finding, Report, Severity, Verdict
 
 VERDICT_COLORS = {
     Verdict.CONVERTIBLE: "green",
@@ -25,6 +27,14 @@ def render_verdict(report: Report, color: bool = False) -> str:
     return f"{report.source}: {_style(report.verdict.value, VERDICT_COLORS[report.verdict], color, bold=True)}"
 
 
+def ignored_note(ignored: Sequence[Finding]) -> str:
+    """`2 findings ignored (config pyproject.toml: HC103, HC114)`: how many, by what, which rules."""
+    origins = list(dict.fromkeys("--ignore" if f.ignored.config is None else f"config {f.ignored.config}"
+                                 for f in ignored if f.ignored is not None))
+    rules = ", ".join(dict.fromkeys(f.rule for f in ignored))
+    return f"{len(ignored)} finding{'' if len(ignored) == 1 else 's'} ignored ({', '.join(origins)}: {rules})"
+
+
 def render_text(report: Report, color: bool = False) -> str:
     def style(text: str, fg: str, bold: bool = False) -> str:
         return _style(text, fg, color, bold)
@@ -42,11 +52,13 @@ def render_text(report: Report, color: bool = False) -> str:
     lines.append(f"  head      {described}" + (f"  [{head.architecture}]" if head.architecture else ""))
     for item in head.evidence:
         lines.append(f"            - {item}")
-    for f in report.findings:
+    for f in report.counted():
         where = f" ({f.file})" if f.file else ""
         lines.append(f"  {style(f'{f.rule} {f.severity}', SEVERITY_COLORS[f.severity])}{where}: {f.message}")
         if f.hint:
             lines.append(f"            hint: {f.hint}")
+    if ignored := report.ignored():
+        lines.append(f"  {ignored_note(ignored)}")
     if report.plan is not None:
         plan = report.plan
         lines.append(f"  plan      {plan.adapter_model_class}, head {plan.head_name!r} "

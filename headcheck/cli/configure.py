@@ -1,0 +1,118 @@
+"""The project configuration on the command line: --ignore, --config, --no-config, and what scan does with it.
+
+Each local target gets the configuration found from its own path upwards (Hub ids: from the current
+directory); --config FILE gives one configuration to all, --no-config none. Every configuration is read
+and checked before anything is scanned, so a malformed one ends the run with exit code 4 and one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import click
+
+from ..errors import ConfigError
+from ..exitcodes import ExitCode
+
+
+def config_options(command):
+    """--ignore, --config and --no-config, in this order in --help."""
+    for option in reversed([
+        click.option("--ignore", "ignore", multiple=True, metavar="RULE[,RULE]",
+                     help="Ignore these rules (codes or names) on top of the configuration's `ignore`; their findings "
+                          "are still reported, marked ignored, but do not count for the exit code. Repeatable."),
+        click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+                     help="Read the configuration from FILE (a pyproject.toml with [tool.headcheck], or a "
+                          ".headcheck.toml-style file) instead of the one found from each checkpoint upwards "
+                          "(on disk; in the hooks, in the commit judged)."),
+        click.option("--no-config", is_flag=True,
+                     help="Use no configuration file (--ignore still applies)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def config_error(exc: ConfigError):
+    """A malformed configuration: one line naming file and key, exit code 4 (usage)."""
+    click.echo(f"headcheck: config error: {exc}", err=True)
+    sys.exit(ExitCode.USAGE)
+
+
+def check_config_flags(config_file: Path | None, no_config: bool) -> None:
+    if config_file is not None and no_config:
+        raise click.UsageError("--config and --no-config: choose one")
+
+
+@dataclass(frozen=True)
+class Excluded:
+    target: str
+    pattern: str
+    config: str  # the configuration file, as shown
+    key: str  # its exclude key: tool.headcheck.exclude, or exclude in .headcheck.toml
+
+    def line(self) -> str:
+        return f"headcheck: {self.target}: not scanned: excluded by {self.config} (exclude {self.pattern!r})"
+
+    def record(self) -> dict:
+        """Its JSON (Lines) record, beside the error records of targets that could not be scanned."""
+        from ..model import SCHEMA_VERSION
+
+        return {"schema_version": SCHEMA_VERSION, "source": self.target, "excluded": True,
+                "excluded_by": f"{self.config}: {self.key}", "pattern": self.pattern, "exit_code": int(ExitCode.OK)}
+
+
+class TargetPolicies:
+    """The policy (configuration + --ignore) of each scan target, all resolved up front."""
+
+    def __init__(self, targets: Iterable[str], config_file: Path | None, no_config: bool, ignores: Iterable[str],
+                 fail_on: str | None):
+        from ..judge.suppress import policy
+        from ..read.project_config import find_config, load_config
+
+        check_config_flags(config_file, no_config)
+        self.fail_on = fail_on
+        self.policies, self.paths = {}, {}
+        fixed = policy(load_config(config_file), ignores) if config_file is not None else None
+        by_folder: dict[Path, object] = {}
+        for target in targets:
+            local = Path(target)
+            path = Path(os.path.abspath(local)) if local.exists() else None  # None: a Hub id (or a missing path)
+            self.paths[target] = path
+            if fixed is not None or no_config:
+                self.policies[target] = fixed or policy(None, ignores)
+                continue
+            start = path if path is not None else Path(os.getcwd())
+            folder = start if start.is_dir() else start.parent
+            if folder not in by_folder:
+                by_folder[folder] = policy(find_config(folder), ignores)
+            self.policies[target] = by_folder[folder]
+
+    def excluded(self, target: str) -> Excluded | None:
+        config = self.policies[target].config
+        found = self.policies[target].excluded_by(self.paths[target])
+        return Excluded(target, found, config.file, config.key("exclude")) if found else None
+
+    def threshold(self, target: str):
+        return self.policies[target].threshold(self.fail_on)
+
+    def apply(self, outcome):
+        """The outcome with its report's findings marked as the target's policy ignores them."""
+        if outcome.report is None:
+            return outcome
+        return replace(outcome, report=self.policies[outcome.target].apply(outcome.report, self.paths[outcome.target]))
+
+
+def say_excluded(excluded: Excluded, fmt: str) -> None:
+    """An excluded target: a line on stderr; machine formats also say it on stdout (never an empty output)."""
+    click.echo(excluded.line(), err=True)
+    if fmt == "json":
+        click.echo(json.dumps(excluded.record(), ensure_ascii=False))
+    elif fmt == "github":
+        from ..render.github import command
+
+        click.echo(command("notice", excluded.line().removeprefix("headcheck: "), title="headcheck"))

@@ -1,0 +1,78 @@
+"""`headcheck migrate org/name ...`: scan on the Hub, download, migrate, and with --create-pr / --push-to commit."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from ..model import Verdict
+from .progress import progress_bar
+
+
+def migrate_from_hub(source: str, out: Path | None, *, options: dict, force: bool, dry_run: bool, verify: bool,
+                     base, fmt: str, verbose: bool, quiet: bool, revision, subfolder, token, create_pr: bool,
+                     push_to: str | None, private: bool) -> None:
+    """Raises the errors `migrate` maps to exit codes; prints what was done."""
+    from ..errors import PublishRefusedError
+    from ..migration.plan import plan_for
+    from ..read.facts import build_facts_from
+    from ..publish import hub_migrate, pull_request
+    from ..render.migration import render_migration, render_migration_json
+
+    repo, report = hub_migrate.open_repo(source, revision=revision, token=token, subfolder=subfolder)
+    committing = create_pr or push_to
+    if create_pr and report.verdict is Verdict.ALREADY_FLEX:
+        raise PublishRefusedError(f"{repo.label}: already flex, nothing to fix; no pull request opened")
+    if dry_run and not committing:  # the plan from the headers alone: nothing downloaded
+        migration = None if report.verdict is Verdict.ALREADY_FLEX else plan_for(
+            report, build_facts_from(repo), head_name=options["head_name"], num_choices=options["num_choices"])
+        click.echo(render_migration_json(report, migration, None) if fmt == "json"
+                   else render_migration(report, migration, None))
+        return
+    with contextlib.ExitStack() as stack:
+        written_to = None
+        if out is None:  # committing only: the migrated folder lives as long as the commit takes
+            out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="headcheck-migrated-"))) / "out"
+            written_to = "a temporary folder (removed when done)"
+        on_bytes = stack.enter_context(progress_bar())
+        hub = hub_migrate.migrate_hub(repo, report, out, force=force, verify=verify, base=base, on_bytes=on_bytes,
+                                      head_name=options["head_name"], num_choices=options["num_choices"])
+        published = None
+        if create_pr:
+            published = pull_request.open_pull_request(hub, dry_run=dry_run)
+        elif push_to:
+            published = pull_request.push_to(hub, push_to, private=private, dry_run=dry_run)
+        if fmt == "json":
+            result = json.loads(render_migration_json(report, hub.result.migration, hub.result))
+            result["source"] = repo.label
+            result["commit"] = None if published is None else _published_dict(published)
+            click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        elif not quiet:
+            click.echo(render_migration(report, hub.result.migration, hub.result, verbose=verbose,
+                                        written_to=written_to))
+            if published is not None:
+                click.echo(_published_text(published, dry_run))
+        elif published is not None and published.url:
+            click.echo(published.url)
+
+
+def _published_dict(published) -> dict:
+    return {"url": published.url, "existing": published.existing, "title": published.title,
+            "description": published.description,
+            "changes": [{"action": c.action, "path": c.path, "size": c.size} for c in published.changes]}
+
+
+def _published_text(published, dry_run: bool) -> str:
+    changes = "\n".join(f"  {c.action:<6} {c.path}" + (f" ({c.size} bytes)" if c.size else "")
+                        for c in published.changes)
+    if dry_run:
+        return (f"dry run: nothing committed; the commit would be:\n{changes}\n"
+                f"title: {published.title}\n\n{published.description}")
+    if published.existing:
+        return f"not committed: an open headcheck pull request for this commit exists already: {published.url}"
+    return f"committed:\n{changes}\n{published.url}"

@@ -1,0 +1,78 @@
+"""Title and Markdown description of the pull request `migrate --create-pr` opens: what was found, what the
+migration did, what was checked, how to load the result."""
+
+from __future__ import annotations
+
+import json
+
+from ..version import __version__
+from .migration import migration_dict, render_comparison
+
+TITLE_PREFIX = "headcheck:"  # every pull request headcheck opens starts with it
+LISTED = 12  # renames and zero-filled tensors listed one by one; the rest are counted
+
+
+def render_title(hub) -> str:
+    head = hub.report.head
+    return (f"{TITLE_PREFIX} convert the {head.type} head to the adapters flex-head layout "
+            f"({hub.repo.revision}@{hub.repo.sha[:12]})")
+
+
+def render_description(hub, changes) -> str:
+    report, result, repo = hub.report, hub.result, hub.repo
+    plan = migration_dict(report, result.migration, result)
+    head = report.head
+    labels = f", {head.num_labels} label{'s' if head.num_labels != 1 else ''}" if head.num_labels else ""
+    lines = ["## What headcheck found", "",
+             f"`{repo.label}` at commit `{repo.sha[:12]}`: **{report.verdict.value}**, a {head.type} head "
+             f"(`{head.architecture}`{labels}) that the adapters flex-head loaders (`AutoAdapterModel`, "
+             "`load_adapter`, hosted inference) cannot use as it is saved.", ""]
+    if report.findings:
+        lines += ["| rule | severity | message |", "|---|---|---|"]
+        lines += [f"| {f.rule} | {f.severity} | {_cell(f.message)} |" for f in report.findings]
+        lines.append("")
+    lines += ["## What the migration did", "",
+              f"- class `{head.architecture}` → `{plan['adapter_model_class']}`, head `{plan['head_name']}`"]
+    renames = plan["renames"]
+    lines.append(f"- {len(renames)} tensors renamed, {plan['kept']} kept under their names"
+                 + (":" if renames else ""))
+    lines += [f"  - `{r['source']}` → `{r['target']}`" for r in renames[:LISTED]]
+    lines += [f"  - and {len(renames) - LISTED} more"] if len(renames) > LISTED else []
+    for added in plan["added"][:LISTED]:
+        lines.append(f"- added `{added['target']}` {added['shape']} as zeros ({added['reason']})")
+    for dropped in plan["dropped"]:
+        lines.append(f"- not carried over: `{dropped['tensor']}` ({dropped['reason']})")
+    lines.append("- files: " + ", ".join(
+        f"{'add' if c.action == 'add' else 'delete'} `{c.path}`" + (f" ({_size(c.size)})" if c.size else "")
+        for c in changes))
+    head_configs = [c.get("config") or (c.get("prediction_heads") or {}).get(plan["head_name"])
+                    for c in result.migration.configs.values()]
+    if head_config := next(filter(None, head_configs), None):
+        lines += ["- the head config adapters reads:", "", "```json", json.dumps(head_config, indent=2), "```"]
+    lines += ["", "## What was checked", "",
+              f"- every written tensor compared byte for byte with the original ({result.tensors_checked} tensors)",
+              f"- the result scanned again: {result.rescan.verdict.value}"]
+    if result.comparison is not None:
+        lines.append(f"- original and result loaded and run on the same inputs: {render_comparison(result.comparison)}")
+    else:
+        lines.append("- outputs not compared in this run (`headcheck migrate ... --verify` loads both and compares "
+                     "logits and loss)")
+    where = f'"{repo.repo_id}"' + (f', subfolder="{repo.subfolder}"' if repo.subfolder else "")
+    load = (f"model = AutoAdapterModel.from_pretrained({where})" if report.kind.value == "full-model" else
+            f"model = AutoAdapterModel.from_pretrained(BASE_MODEL)\nmodel.load_adapter({where}, set_active=True)")
+    lines += ["", "## Loading the result", "", "```python", "from adapters import AutoAdapterModel", "", load,
+              "```", "", "Before merging, pass `revision=\"refs/pr/N\"` (N: this pull request's number) to try it.",
+              "", "---", f"Opened by headcheck {__version__}; the checks above ran before anything was committed."]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _size(size: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")

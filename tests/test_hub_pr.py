@@ -1,0 +1,200 @@
+"""`headcheck migrate org/name` with --create-pr, --push-to and --dry-run, against a local Hub that takes commits
+as huggingface_hub makes them (tests/hubserver.py). Runs under every huggingface_hub major (test_hub_versions)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from helpers import CHECKPOINTS, run_cli
+from hubserver import FakeHub
+
+WRITE, READ = "hf_write_token", "hf_read_token"
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = HTTPServer(host="127.0.0.1", port=0)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def hub(server, tmp_path):
+    server.clear()
+    return FakeHub(server, tokens={WRITE: "write", READ: "read"})
+
+
+def cli(hub, tmp_path, *args, token: str | None = WRITE, offline: bool = False):
+    env = {"HF_ENDPOINT": hub.endpoint, "HF_HUB_CACHE": str(tmp_path / "hf-cache"), "HF_HOME": str(tmp_path / "hf-home"),
+           "HEADCHECK_HUB_BACKOFF": "0", "HEADCHECK_HUB_TIMEOUT": "5", "HF_HUB_OFFLINE": "1" if offline else "0",
+           # the fake Hub speaks the LFS protocol; real uploads go through Xet when hf_xet is installed
+           "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": token or ""}
+    return run_cli(*args, env=env)
+
+
+def repo_with(hub, tmp_path, fixture: str, repo_id: str = "org/model", **behaviour):
+    folder = tmp_path / "remote" / repo_id.replace("/", "--")
+    shutil.copytree(CHECKPOINTS / fixture, folder)
+    return hub.add(repo_id, folder, **behaviour)
+
+
+def test_create_pr_opens_one_pull_request_with_the_migrated_files(hub, tmp_path):
+    repo = repo_with(hub, tmp_path, "bert-seq-cls-bin")
+    scanned = repo.sha
+    done = cli(hub, tmp_path, "migrate", "org/model", "--create-pr")
+    assert done.returncode == 0, done.stderr
+    assert f"{hub.endpoint}/org/model/discussions/1" in done.stdout
+    assert repo.commits == 1 and repo.sha == scanned  # the branch itself is untouched
+    pr = repo.refs["refs/pr/1"]
+    assert json.loads((pr / "config.json").read_text())["architectures"] == ["BertAdapterModel"]
+    assert (pr / "model.safetensors").is_file() and not (pr / "pytorch_model.bin").exists()  # superseded
+    discussion = repo.discussions[0]
+    assert discussion["title"].startswith("headcheck:") and scanned[:12] in discussion["title"]
+    description = discussion["description"]
+    for expected in ("## What headcheck found", "BertForSequenceClassification", "`BertAdapterModel`",
+                     "renamed", "delete `pytorch_model.bin`", "byte for byte", "already-flex",
+                     "AutoAdapterModel.from_pretrained(\"org/model\")"):
+        assert expected in description, expected
+    # the pull request's revision reads back through the Hub API like any other
+    again = cli(hub, tmp_path, "scan", "org/model", "--revision", "refs/pr/1", "--format", "json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["verdict"] == "already-flex"
+
+
+def test_a_second_run_opens_no_second_pull_request(hub, tmp_path):
+    repo = repo_with(hub, tmp_path, "bert-seq-cls")
+    assert cli(hub, tmp_path, "migrate", "org/model", "--create-pr").returncode == 0
+    done = cli(hub, tmp_path, "migrate", "org/model", "--create-pr")
+    assert done.returncode == 0, done.stderr
+    assert "exists already" in done.stdout and "/discussions/1" in done.stdout
+    assert repo.commits == 1 and len(repo.discussions) == 1
+
+
+def test_findings_of_the_scan_are_in_the_description(hub, tmp_path):
+    repo = repo_with(hub, tmp_path, "adapter-static-head", "org/adapter")
+    assert cli(hub, tmp_path, "migrate", "org/adapter", "--create-pr").returncode == 0
+    description = repo.discussions[0]["description"]
+    assert "| HC117 | info |" in description and "load_adapter(" in description
+
+
+@pytest.mark.parametrize("fixture,code,said", [
+    ("bert-seq-cls-label-mismatch", 1, "verdict is not-convertible"),
+    ("adapter-flex-head", 1, "already flex, nothing to fix"),
+])
+def test_what_cannot_be_fixed_is_refused_and_nothing_committed(hub, tmp_path, fixture, code, said):
+    repo = repo_with(hub, tmp_path, fixture)
+    done = cli(hub, tmp_path, "migrate", "org/model", "--create-pr")
+    assert done.returncode == code, done.stderr
+    assert said in done.stderr
+    assert repo.commits == 0 and not hub.lfs_objects
+
+
+@pytest.mark.parametrize("case,said", [
+    ("no token", "needs a token with write access"),
+    ("read-only token", "read-only"),
+    ("gated", "gated repository"),
+    ("moved", "moved since the scan"),
+    ("server error", "the Hub answered 500"),
+])
+def test_every_failure_is_one_line_exit_2_and_nothing_committed(hub, tmp_path, case, said):
+    repo = repo_with(hub, tmp_path, "bert-seq-cls", gated=case == "gated")
+    token = {"no token": None, "read-only token": READ, "gated": None}.get(case, WRITE)
+    if case == "moved":  # someone pushes to main between the scan and the commit
+        def push_first(repo_id):
+            moved = tmp_path / "moved"
+            shutil.copytree(repo.folder, moved)
+            repo.folder = moved
+        hub.before_commit = push_first
+    if case == "server error":
+        hub.fail_commits = 500
+    done = cli(hub, tmp_path, "migrate", "org/model", "--create-pr", token=token)
+    assert done.returncode == 2, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("headcheck:")]
+    assert len(errors) == 1 and said in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert repo.commits == 0 and not repo.discussions
+
+
+def test_a_pickle_twin_of_the_weights_is_deleted_in_the_pull_request(hub, tmp_path):
+    repo = repo_with(hub, tmp_path, "bert-seq-cls")
+    shutil.copy(CHECKPOINTS / "bert-seq-cls-bin" / "pytorch_model.bin", repo.folder)
+    assert cli(hub, tmp_path, "migrate", "org/model", "--create-pr").returncode == 0
+    assert sorted(p.name for p in repo.refs["refs/pr/1"].iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_dry_run_prints_the_commit_and_commits_nothing(hub, tmp_path):
+    repo = repo_with(hub, tmp_path, "bert-seq-cls-bin")
+    done = cli(hub, tmp_path, "migrate", "org/model", "--create-pr", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "dry run: nothing committed" in done.stdout
+    assert "add    model.safetensors" in done.stdout and "delete pytorch_model.bin" in done.stdout
+    assert "## What the migration did" in done.stdout
+    assert repo.commits == 0 and not hub.lfs_objects
+
+
+def test_push_to_creates_the_new_repository(hub, tmp_path):
+    repo_with(hub, tmp_path, "bert-seq-cls")
+    done = cli(hub, tmp_path, "migrate", "org/model", "--push-to", "alice/model-flex", "--private")
+    assert done.returncode == 0, done.stderr
+    new = hub.repos["alice/model-flex"]
+    assert new.private and new.commits == 1
+    assert json.loads((new.folder / "config.json").read_text())["architectures"] == ["BertAdapterModel"]
+    again = cli(hub, tmp_path, "migrate", "org/model", "--push-to", "alice/model-flex")
+    assert again.returncode == 1 and "exists already" in again.stderr and new.commits == 1
+
+
+def test_migrate_a_hub_repository_into_a_local_folder(hub, tmp_path):
+    repo_with(hub, tmp_path, "sharded")
+    done = cli(hub, tmp_path, "migrate", "org/model", "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["architectures"] == ["BertAdapterModel"]
+    assert "org/model" in done.stdout.splitlines()[0]  # named as the user named it, not the download folder
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".headcheck-download-")]
+
+
+def test_migrate_offline_from_what_an_online_run_cached(hub, tmp_path):
+    repo_with(hub, tmp_path, "bert-seq-cls")
+    assert cli(hub, tmp_path, "migrate", "org/model", "--out", tmp_path / "online").returncode == 0
+    hub.server.clear()  # nothing answers any more
+    done = cli(hub, tmp_path, "migrate", "org/model", "--out", tmp_path / "offline", offline=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "offline" / "model.safetensors").read_bytes() == (tmp_path / "online" / "model.safetensors").read_bytes()
+
+
+def test_a_checkpoint_in_a_subfolder(hub, tmp_path):
+    folder = tmp_path / "remote" / "nested"
+    shutil.copytree(CHECKPOINTS / "bert-seq-cls", folder / "models" / "final")
+    (folder / "README.md").write_text("a repository whose checkpoint is not at the root\n")
+    repo = hub.add("org/nested", folder)
+    root = cli(hub, tmp_path, "scan", "org/nested")
+    assert root.returncode == 3 and "subfolders that hold one: models/final" in root.stderr
+    for target in (["org/nested/models/final"], ["org/nested", "--subfolder", "models/final"]):
+        done = cli(hub, tmp_path, "scan", *target, "--format", "json")
+        assert done.returncode == 0 and json.loads(done.stdout)["verdict"] == "convertible", done.stderr
+    done = cli(hub, tmp_path, "migrate", "org/nested/models/final", "--create-pr")
+    assert done.returncode == 0, done.stderr
+    pr = repo.refs["refs/pr/1"]
+    assert json.loads((pr / "models" / "final" / "config.json").read_text())["architectures"] == ["BertAdapterModel"]
+    assert not (pr / "config.json").exists()
+
+
+def test_the_pull_request_loads_with_adapters_and_gives_the_originals_outputs(hub, tmp_path):
+    pytest.importorskip("adapters")
+    zoo = pytest.importorskip("zoo")
+    from huggingface_hub import snapshot_download
+
+    from headcheck.migration.verify import compare
+
+    original = zoo.build_static("BertForSequenceClassification", tmp_path / "remote" / "zoo", num_labels=3)
+    hub.add("org/zoo", original)
+    assert cli(hub, tmp_path, "migrate", "org/zoo", "--create-pr").returncode == 0
+    downloaded = Path(snapshot_download("org/zoo", revision="refs/pr/1", endpoint=hub.endpoint,
+                                   cache_dir=tmp_path / "download-cache", token=WRITE))
+    comparison = compare(original, downloaded, original_class="BertForSequenceClassification")
+    assert comparison.ok and comparison.max_logits_diff == 0 and comparison.loss_diff == 0, comparison
