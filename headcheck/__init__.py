@@ -4,7 +4,7 @@ The public API, for notebooks and training scripts::
 
     import headcheck
 
-    report = headcheck.scan("./checkpoint")          # or "org/name", "org/name@rev"
+    report = headcheck.scan("./checkpoint")          # or "org/name", "org/name/subfolder", "org/name@rev"
     report.verdict, report.head.type, report.to_dict()
     result = headcheck.migrate("./checkpoint", "./fixed", verify=True)
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "scan", "migrate", "Report", "Finding", "Head", "Plan", "Rename", "Severity", "Verdict", "Kind", "Layout",
+    "Suppression", "ConfigError", "PublishRefusedError",
     "MigrateResult", "Migration", "InputError", "NothingScannedError", "UnsafePickleError", "NotConvertibleError",
     "OutputExistsError", "OutputBusyError", "OutputWriteError", "MigrationError", "VerifyFailedError",
     "VerifyUnavailableError", "__version__",
@@ -32,9 +33,10 @@ __all__ = [
 
 # public name -> module that defines it, imported when first asked for (PEP 562)
 _LAZY = {
-    **dict.fromkeys(["Report", "Finding", "Head", "Plan", "Rename", "Severity", "Verdict", "Kind", "Layout"],
-                    "headcheck.model"),
-    **dict.fromkeys(["InputError", "NothingScannedError", "UnsafePickleError"], "headcheck.errors"),
+    **dict.fromkeys(["Report", "Finding", "Head", "Plan", "Rename", "Severity", "Verdict", "Kind", "Layout",
+                     "Suppression"], "headcheck.model"),
+    **dict.fromkeys(["InputError", "NothingScannedError", "UnsafePickleError", "ConfigError", "PublishRefusedError"],
+                    "headcheck.errors"),
     **dict.fromkeys(["MigrateResult", "NotConvertibleError", "OutputExistsError", "OutputBusyError",
                      "OutputWriteError", "VerifyFailedError", "VerifyUnavailableError"], "headcheck.migration.run"),
     **dict.fromkeys(["Migration", "MigrationError"], "headcheck.migration.plan"),

@@ -100,7 +100,7 @@ def run_one(name: str, seconds: int) -> None:
             pass
 
     with atheris.instrument_imports():
-        import headcheck.hooks.lfs  # noqa: F401
+        import headcheck.read.lfs  # noqa: F401
         import headcheck.hooks.push  # noqa: F401
         import headcheck.read.facts  # noqa: F401
         import headcheck.read.pickle_index  # noqa: F401

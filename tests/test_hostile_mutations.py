@@ -5,28 +5,20 @@ hang, an exit code the contract allows, and a report only when the file still re
 from __future__ import annotations
 
 import json
-import os
 import random
-import resource
 import shutil
 import struct
-import subprocess
-import sys
 
 import pytest
 
-from helpers import CHECKPOINTS, REPO
+from hostile import capped_headcheck
+from helpers import CHECKPOINTS
 
 SEED = 20261202
 FILES = [("bert-seq-cls", "model.safetensors"), ("bert-seq-cls-bin", "pytorch_model.bin"),
          ("bert-seq-cls", "config.json"), ("sharded", "model.safetensors.index.json"),
          ("adapter-static-head", "head_config.json"), ("adapter-flex-head", "model_head.safetensors")]
 PER_FILE = 60  # mutants of each kind per file
-
-
-def _limits():
-    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-    resource.setrlimit(resource.RLIMIT_CPU, (60, 60))
 
 
 def mutants(raw: bytes, rng: random.Random) -> dict[str, bytes]:
@@ -62,9 +54,7 @@ def test_mutants_never_crash_or_hang(corpus):
     assert len(corpus) >= 700
     for start in range(0, len(corpus), 150):
         batch = corpus[start:start + 150]
-        done = subprocess.run([sys.executable, "-m", "headcheck", "scan", *map(str, batch), "--format", "json",
-                               "--jobs", "2"], capture_output=True, text=True, timeout=600,
-                              env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=_limits)
+        done = capped_headcheck("scan", *batch, "--format", "json", "--jobs", "2")
         assert "Traceback" not in done.stderr, done.stderr[-3000:]
         assert done.returncode in (0, 1, 2, 3), done.stderr[-2000:]
         records = [json.loads(line) for line in done.stdout.splitlines()]

@@ -4,16 +4,13 @@ runs it (the canary never appears), never crashes, and never calls the checkpoin
 from __future__ import annotations
 
 import json
-import os
-import resource
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from fixtures import make_fixtures
-from helpers import CHECKPOINTS, REPO
+from helpers import CHECKPOINTS
+from hostile import capped_headcheck
 from hostile.pickles import payloads, wrappers
 
 # (folder to start from, file the payload goes into): each file a loader reads as a pickle
@@ -23,14 +20,6 @@ ROLES = {
     "adapter-bin": ("adapter-static-head", "pytorch_adapter.bin"),
     "head-bin": ("adapter-static-head", "pytorch_model_head.bin"),
 }
-MEMORY_CAP = 1 << 30
-
-
-def _limits():  # in the child: 1 GiB of address space, 60 s of CPU
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
-    resource.setrlimit(resource.RLIMIT_CPU, (60, 60))
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
@@ -60,9 +49,7 @@ def test_no_payload_runs_and_none_is_clean(corpus, fmt):
     batch = 200
     for start in range(0, len(names), batch):  # bulk scans, each in a capped child process
         chunk = names[start:start + batch]
-        done = subprocess.run([sys.executable, "-m", "headcheck", "scan", *(str(cases[n]) for n in chunk),
-                               "--format", fmt, "--jobs", "2"], capture_output=True, text=True, timeout=600,
-                              env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=_limits)
+        done = capped_headcheck("scan", *(cases[n] for n in chunk), "--format", fmt, "--jobs", "2")
         assert "Traceback" not in done.stderr, done.stderr[-3000:]
         assert done.returncode in (1, 2), done.stderr[-2000:]
         if fmt == "json":

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import resource
 import shutil
-import subprocess
-import sys
 
 import pytest
 
-from helpers import CHECKPOINTS, REPO, run_cli
-
-
-def _limits():
-    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from helpers import CHECKPOINTS, run_cli
+from hostile import capped_headcheck
 
 
 def scan_capped(folder, *args):
-    return subprocess.run([sys.executable, "-m", "headcheck", "scan", str(folder), *args], capture_output=True,
-                          text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=_limits)
+    return capped_headcheck("scan", folder, *args, timeout=30)
 
 
 def test_a_card_whose_yaml_aliases_expand_exponentially(tmp_path):

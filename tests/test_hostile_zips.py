@@ -29,9 +29,9 @@ from fixtures import make_fixtures
 from headcheck.errors import InputError, UnsafePickleError
 from headcheck.read.pickle_index import read_pickle_index
 from helpers import CHECKPOINTS, REPO
-from hostile import zips
+from hostile import capped_headcheck, zips
 from hostile.pickles import payloads
-from test_hostile_pickles import ROLES, _limits
+from test_hostile_pickles import ROLES
 
 REL = "pytorch_model.bin"
 PAYLOADS = ["os.system-p2", "exec-p4", "eval-p0", "popen-p1", "inst-p0"]  # one per protocol family and opcode
@@ -95,9 +95,7 @@ def test_decoys_alone_scan_clean(tmp_path):
 
 
 def _scan(folders: list[Path], fmt: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "headcheck", "scan", *map(str, folders), "--format", fmt,
-                           "--jobs", "2"], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=_limits)
+    return capped_headcheck("scan", *folders, "--format", fmt, "--jobs", "2")
 
 
 @pytest.mark.parametrize("fmt", ["json", "text"])
@@ -129,9 +127,7 @@ def test_migrate_refuses_a_sample(corpus, tmp_path):
     sample = random.Random(20261203).sample(sorted(cases), 20)
     for i, name in enumerate(sample):
         out = tmp_path / f"out-{i}"
-        done = subprocess.run([sys.executable, "-m", "headcheck", "migrate", str(cases[name][0]), "--out", str(out)],
-                              capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=_limits)
+        done = capped_headcheck("migrate", cases[name][0], "--out", out, timeout=120)
         assert done.returncode in (1, 2), (name, done.returncode, done.stderr[-2000:])
         assert "Traceback" not in done.stderr, (name, done.stderr[-3000:])
         assert not out.exists(), name

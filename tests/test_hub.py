@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from pytest_httpserver import HTTPServer
 
 from headcheck.judge.engine import scan_path, scan_target
 from headcheck.errors import InputError
@@ -21,14 +20,6 @@ SAME_AS_LOCAL = ("kind", "layout", "model_type", "head", "verdict", "findings", 
 FIXTURE_REPOS = ["bert-seq-cls", "bert-seq-cls-bin", "sharded", "roberta-multilabel", "bert-custom-head",
                  "bert-seq-cls-label-mismatch", "xlnet-seq-cls", "adapter-flex-head", "adapter-static-head",
                  "adapter-pretraining-head", "adapter-no-head", "peft-seq-cls", "unsafe-pickle", "no-architectures"]
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = HTTPServer(host="127.0.0.1", port=0)
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture

@@ -8,20 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from pytest_httpserver import HTTPServer
 
 from helpers import CHECKPOINTS, run_cli
 from hubserver import FakeHub
 
 WRITE, READ = "hf_write_token", "hf_read_token"
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = HTTPServer(host="127.0.0.1", port=0)
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ new repository. One commit, through huggingface_hub's commit API: it lands whole
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, errors
 

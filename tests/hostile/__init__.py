@@ -1,0 +1,24 @@
+"""Generators of hostile inputs, and the capped child process every hostile case is judged in."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MEMORY_CAP = 1 << 30  # address space of the child: a parser that tries to allocate beyond it fails there
+CPU_SECONDS = 60
+
+
+def _limits() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
+
+
+def capped_headcheck(*args, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python -m headcheck ARGS` from this checkout, under 1 GiB of address space and 60 s of CPU."""
+    return subprocess.run([sys.executable, "-m", "headcheck", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=_limits)
