@@ -64,3 +64,18 @@ def test_mutants_never_crash_or_hang(corpus):
                 assert record["exit_code"] in (2, 3) and "\n" not in record["error"]
             else:
                 assert record["verdict"] in ("convertible", "already-flex", "no-head", "ambiguous", "not-convertible")
+
+
+def test_a_seeded_sample_migrates_whole_or_not_at_all(corpus, tmp_path):
+    """A mutant migrate accepts (a flipped bit inside tensor data is still a valid file) gives a complete, checked
+    output; every other one leaves no --out behind."""
+    for i, folder in enumerate(random.Random(SEED).sample(corpus, 30)):
+        out = tmp_path / f"out-{i}"
+        done = capped_headcheck("migrate", folder, "--out", out, timeout=120)
+        assert "Traceback" not in done.stderr, (folder.name, done.stderr[-3000:])
+        assert done.returncode in (0, 1, 2, 3), (folder.name, done.returncode, done.stderr[-2000:])
+        if done.returncode == 0:
+            assert "rescan: already-flex" in done.stdout, (folder.name, done.stdout)
+        else:
+            assert not out.exists(), folder.name
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [], folder.name

@@ -4,6 +4,7 @@ runs it (the canary never appears), never crashes, and never calls the checkpoin
 from __future__ import annotations
 
 import json
+import random
 import shutil
 
 import pytest
@@ -62,3 +63,13 @@ def test_no_payload_runs_and_none_is_clean(corpus, fmt):
                 assert record["verdict"] not in ("convertible", "already-flex") and "HC001" in rules, record
         assert not canary.exists(), "a payload ran"
     assert not canary.exists()
+
+
+def test_a_seeded_sample_is_never_migrated(corpus, tmp_path):
+    canary, cases = corpus
+    for i, name in enumerate(random.Random(20261202).sample(sorted(cases), 20)):
+        out = tmp_path / f"out-{i}"
+        done = capped_headcheck("migrate", cases[name], "--out", out, timeout=120)
+        assert done.returncode in (1, 2), (name, done.returncode, done.stderr[-2000:])
+        assert "Traceback" not in done.stderr, (name, done.stderr[-3000:])
+        assert not out.exists() and not canary.exists(), name

@@ -96,16 +96,7 @@ class Repo:
 
     def ls_tree(self, commit: str) -> list[TreeEntry]:
         """Every regular file of COMMIT's tree."""
-        out = self._run("ls-tree", "-r", "-z", "--full-tree", commit).stdout
-        entries = []
-        for record in out.split(b"\0"):
-            if not record:
-                continue
-            meta, _, path = record.partition(b"\t")
-            mode, kind, oid = meta.decode().split()
-            if kind == "blob" and mode in BLOB_MODES:
-                entries.append(TreeEntry(mode, oid, os.fsdecode(path)))
-        return entries
+        return parse_ls_tree(self._run("ls-tree", "-r", "-z", "--full-tree", commit).stdout)
 
     def changed_paths(self, base: str, commit: str) -> set[str]:
         """Paths added, modified or deleted between two commits (renames as delete + add)."""
@@ -114,6 +105,23 @@ class Repo:
 
     def blobs(self) -> BlobReader:
         return BlobReader(self)
+
+
+def parse_ls_tree(out: bytes) -> list[TreeEntry]:
+    """The regular files in `git ls-tree -r -z` output: `<mode> <kind> <oid>\t<path>` records ended by NUL; paths
+    are any bytes but NUL (newlines and tabs included), decoded as the filesystem does."""
+    entries = []
+    for record in out.split(b"\0"):
+        if not record:
+            continue
+        meta, tab, path = record.partition(b"\t")
+        fields = meta.decode("ascii", "replace").split(" ")
+        if not tab or not path or len(fields) != 3:
+            raise InputError(f"git ls-tree printed an unexpected record: {record[:80]!r}")
+        mode, kind, oid = fields
+        if kind == "blob" and mode in BLOB_MODES:
+            entries.append(TreeEntry(mode, oid, os.fsdecode(path)))
+    return entries
 
 
 class BlobReader:

@@ -32,6 +32,14 @@ def tensor_chunks(root: Path, info: TensorInfo) -> Iterator[memoryview]:
         with (root / info.file).open("rb") as fh:
             yield from _mapped(fh.fileno(), start, end, info)
         return
+    try:
+        yield from _zip_member_chunks(root, info, start, end)
+    except (zipfile.BadZipFile, EOFError) as exc:  # a CRC or size the scan had no reason to check (storages are not read)
+        raise InputError(f"{info.file}: {info.name}: corrupt or truncated zip member "
+                         f"({exc or 'ends early'})") from None
+
+
+def _zip_member_chunks(root: Path, info: TensorInfo, start: int, end: int) -> Iterator[memoryview]:
     # torch.save never compresses storages, so a stored member seeks cheaply
     with zipfile.ZipFile(root / info.file) as archive, archive.open(info.storage) as member:
         member.seek(start)

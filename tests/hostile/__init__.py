@@ -10,7 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 MEMORY_CAP = 1 << 30  # address space of the child: a parser that tries to allocate beyond it fails there
-CPU_SECONDS = 60
+CPU_SECONDS = 15  # the time cap of a child (a whole batch of cases shares it)
 
 
 def _limits() -> None:
@@ -19,6 +19,6 @@ def _limits() -> None:
 
 
 def capped_headcheck(*args, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`python -m headcheck ARGS` from this checkout, under 1 GiB of address space and 60 s of CPU."""
+    """`python -m headcheck ARGS` from this checkout, under 1 GiB of address space and 15 s of CPU."""
     return subprocess.run([sys.executable, "-m", "headcheck", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=_limits)
