@@ -82,8 +82,14 @@ def _pre_push(data: bytes) -> None:
     parse_pre_push(data.decode("utf-8", "replace"))
 
 
+def _ls_tree(data: bytes) -> None:
+    from headcheck.hooks.repo import parse_ls_tree
+
+    parse_ls_tree(data)
+
+
 TARGETS = {"safetensors": _safetensors, "pickle": _pickle, "json": _json, "shard-index": _shard_index,
-           "lfs-pointer": _lfs_pointer, "card": _card, "pre-push": _pre_push}
+           "lfs-pointer": _lfs_pointer, "card": _card, "pre-push": _pre_push, "ls-tree": _ls_tree}
 
 
 def run_one(name: str, seconds: int) -> None:
@@ -102,12 +108,33 @@ def run_one(name: str, seconds: int) -> None:
     with atheris.instrument_imports():
         import headcheck.read.lfs  # noqa: F401
         import headcheck.hooks.push  # noqa: F401
+        import headcheck.hooks.repo  # noqa: F401
         import headcheck.read.facts  # noqa: F401
         import headcheck.read.pickle_index  # noqa: F401
         import headcheck.read.safetensors_header  # noqa: F401
-    atheris.Setup([sys.argv[0], f"-max_total_time={seconds}", "-print_final_stats=1", "-rss_limit_mb=1024"],
+    corpus = tempfile.mkdtemp(prefix=f"fuzz-{name}-")  # seeds: random bytes rarely reach past a format's magic
+    for i, seed in enumerate(seeds(name)):
+        Path(corpus, f"seed-{i}").write_bytes(seed)
+    atheris.Setup([sys.argv[0], corpus, f"-max_total_time={seconds}", "-print_final_stats=1", "-rss_limit_mb=1024"],
                   one_input)
     atheris.Fuzz()
+
+
+def seeds(name: str) -> list[bytes]:
+    """Well-formed inputs of each parser, from the committed fixtures, for the fuzzer to mutate."""
+    checkpoints = REPO / "tests" / "fixtures" / "checkpoints"
+    files = {"safetensors": [checkpoints / "bert-seq-cls" / "model.safetensors"],
+             "pickle": [checkpoints / "bert-seq-cls-bin" / "pytorch_model.bin"],
+             "json": [checkpoints / "bert-seq-cls" / "config.json", checkpoints / "adapter-static-head" / "head_config.json"],
+             "shard-index": [checkpoints / "sharded" / "model.safetensors.index.json"]}
+    texts = {"lfs-pointer": [f"version https://git-lfs.github.com/spec/v1\noid sha256:{'0' * 64}\nsize 12\n"],
+             "card": ["---\nlicense: mit\nlibrary_name: adapter-transformers\ntags: [a, b]\n---\n# card\n"],
+             "pre-push": [f"refs/heads/main {'1' * 40} refs/heads/main {'0' * 40}\n"],
+             "ls-tree": [f"100644 blob {'a' * 40}\tmodels/m/config.json\0"]}
+    if name == "safetensors":  # the target takes the header alone
+        raw = files["safetensors"][0].read_bytes()
+        return [raw[8:8 + int.from_bytes(raw[:8], "little")]]
+    return [path.read_bytes() for path in files.get(name, [])] + [text.encode() for text in texts.get(name, [])]
 
 
 def main() -> int:

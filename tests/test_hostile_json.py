@@ -10,11 +10,12 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from headcheck.errors import InputError
+from headcheck.errors import InputError, NothingScannedError
 from headcheck.read.json_text import parse_json
+from fuzz import TARGETS as FUZZ_TARGETS
 from helpers import CHECKPOINTS, REPO
 
 GOOD = (CHECKPOINTS / "bert-seq-cls" / "config.json").read_bytes()
@@ -110,3 +111,14 @@ def test_the_fuzz_targets_stay_runnable():
                 target(sample)
             except InputError:
                 pass
+
+
+@pytest.mark.parametrize("name", sorted(FUZZ_TARGETS))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=st.binary(max_size=1024))
+def test_every_parser_takes_any_bytes_to_a_result_or_its_own_error(name, raw):
+    """The fuzz targets under hypothesis too, so every run of the suite feeds each parser random input."""
+    try:
+        FUZZ_TARGETS[name](raw)
+    except (InputError, NothingScannedError):
+        pass

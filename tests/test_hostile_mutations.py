@@ -66,6 +66,13 @@ def test_mutants_never_crash_or_hang(corpus):
                 assert record["verdict"] in ("convertible", "already-flex", "no-head", "ambiguous", "not-convertible")
 
 
+def test_mutants_in_the_text_report_never_crash(corpus):
+    for start in range(0, len(corpus), 150):
+        done = capped_headcheck("scan", *corpus[start:start + 150], "--jobs", "2")
+        assert "Traceback" not in done.stderr + done.stdout, done.stderr[-3000:]
+        assert done.returncode in (0, 1, 2, 3), done.stderr[-2000:]
+
+
 def test_a_seeded_sample_migrates_whole_or_not_at_all(corpus, tmp_path):
     """A mutant migrate accepts (a flipped bit inside tensor data is still a valid file) gives a complete, checked
     output; every other one leaves no --out behind."""
