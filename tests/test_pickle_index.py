@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from headcheck.read import pickle_index
+from headcheck.read import pickle_index, torch_zip
 from headcheck.errors import InputError, UnsafePickleError
 from headcheck.read.pickle_index import read_pickle_index
 
@@ -375,7 +375,7 @@ def test_missing_file(tmp_path):
 
 
 def test_oversized_data_pkl_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(pickle_index, "_MAX_DATA_PKL", 10)
+    monkeypatch.setattr(torch_zip, "MAX_DATA_PKL", 10)
     assert_input_error(save({"w": torch.ones(2)}, tmp_path / REL), "implausibly large")
 
 
