@@ -11,7 +11,7 @@ import pytest
 
 from fixtures import make_fixtures
 from helpers import CHECKPOINTS
-from hostile import capped_headcheck
+from hostile import capped_headcheck, scanned_in_batches
 from hostile.pickles import payloads, wrappers
 
 # (folder to start from, file the payload goes into): each file a loader reads as a pickle
@@ -46,13 +46,7 @@ def test_the_corpus_is_large_and_covers_every_class(corpus):
 @pytest.mark.parametrize("fmt", ["json", "text"])
 def test_no_payload_runs_and_none_is_clean(corpus, fmt):
     canary, cases = corpus
-    names = sorted(cases)
-    batch = 200
-    for start in range(0, len(names), batch):  # bulk scans, each in a capped child process
-        chunk = names[start:start + batch]
-        done = capped_headcheck("scan", *(cases[n] for n in chunk), "--format", fmt, "--jobs", "2")
-        assert "Traceback" not in done.stderr, done.stderr[-3000:]
-        assert done.returncode in (1, 2), done.stderr[-2000:]
+    for _, done in scanned_in_batches([cases[n] for n in sorted(cases)], fmt):
         if fmt == "json":
             for line in done.stdout.splitlines():
                 record = json.loads(line)

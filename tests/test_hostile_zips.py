@@ -29,7 +29,7 @@ from fixtures import make_fixtures
 from headcheck.errors import InputError, UnsafePickleError
 from headcheck.read.pickle_index import read_pickle_index
 from helpers import CHECKPOINTS, REPO
-from hostile import capped_headcheck, zips
+from hostile import capped_headcheck, scanned_in_batches, zips
 from hostile.pickles import payloads
 from test_hostile_pickles import ROLES
 
@@ -94,23 +94,13 @@ def test_decoys_alone_scan_clean(tmp_path):
     assert [json.loads(line)["verdict"] for line in done.stdout.splitlines()] == ["convertible"] * len(folders)
 
 
-def _scan(folders: list[Path], fmt: str) -> subprocess.CompletedProcess:
-    return capped_headcheck("scan", *folders, "--format", fmt, "--jobs", "2")
-
-
 @pytest.mark.parametrize("fmt", ["json", "text"])
 def test_no_payload_runs_and_none_is_clean(corpus, fmt):
     canary, cases = corpus
-    names = sorted(cases)
-    batch = 200
-    for start in range(0, len(names), batch):  # bulk scans, each in a capped child process
-        chunk = names[start:start + batch]
-        done = _scan([cases[n][0] for n in chunk], fmt)
-        assert "Traceback" not in done.stderr, done.stderr[-3000:]
-        assert done.returncode in (1, 2), done.stderr[-2000:]
+    for batch, done in scanned_in_batches([cases[n][0] for n in sorted(cases)], fmt):
         if fmt == "json":
             records = {Path(r["source"]).name: r for r in map(json.loads, done.stdout.splitlines())}
-            assert set(records) == set(chunk)
+            assert set(records) == {folder.name for folder in batch}
             for name, record in records.items():
                 if "error" in record:  # one line, naming the file and the problem
                     assert record["exit_code"] == 2 and "\n" not in record["error"], (name, record)
