@@ -149,6 +149,16 @@ def test_migrate_a_hub_repository_into_a_local_folder(hub, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".headcheck-download-")]
 
 
+def test_the_result_as_json_for_scripts(hub, tmp_path):
+    repo_with(hub, tmp_path, "bert-seq-cls-bin")
+    done = cli(hub, tmp_path, "migrate", "org/model", "--create-pr", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["source"] == "org/model" and result["rescan_verdict"] == "already-flex"
+    assert result["commit"]["url"].endswith("/org/model/discussions/1") and not result["commit"]["existing"]
+    assert {"action": "delete", "path": "pytorch_model.bin", "size": None} in result["commit"]["changes"]
+
+
 def test_migrate_offline_from_what_an_online_run_cached(hub, tmp_path):
     repo_with(hub, tmp_path, "bert-seq-cls")
     assert cli(hub, tmp_path, "migrate", "org/model", "--out", tmp_path / "online").returncode == 0
