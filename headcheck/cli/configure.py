@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,6 +17,7 @@ import click
 
 from ..errors import ConfigError
 from ..exitcodes import ExitCode
+from .options import fail
 
 
 def config_options(command):
@@ -39,8 +39,7 @@ def config_options(command):
 
 def config_error(exc: ConfigError):
     """A malformed configuration: one line naming file and key, exit code 4 (usage)."""
-    click.echo(f"headcheck: config error: {exc}", err=True)
-    sys.exit(ExitCode.USAGE)
+    fail(f"config error: {exc}", ExitCode.USAGE)
 
 
 def check_config_flags(config_file: Path | None, no_config: bool) -> None:

@@ -16,7 +16,7 @@ from ..exitcodes import ExitCode
 from ..model import Severity
 from ..render import RENDERERS
 from .configure import check_config_flags, config_error, config_options
-from .options import FAIL_ON, use_color
+from .options import FAIL_ON, fail, use_color
 
 fail_on_option = click.option("--fail-on", type=click.Choice(list(FAIL_ON)), default=None,
                               help="Lowest severity of a finding (not ignored) that fails the hook "
@@ -103,8 +103,7 @@ def install(repo_path: Path, force: bool, fail_on: str) -> None:
     except HookExistsError as exc:
         raise click.UsageError(str(exc)) from None
     except InputError as exc:
-        click.echo(f"headcheck: error: {exc}", err=True)
-        sys.exit(ExitCode.INPUT_ERROR)
+        fail(f"error: {exc}", ExitCode.INPUT_ERROR)
     click.echo(f"headcheck: installed {done.path} (runs {sys.executable} -m headcheck hook pre-push)")
     if done.saved:
         click.echo(f"headcheck: the previous hook is now {done.saved.name} and runs after headcheck")
@@ -122,8 +121,7 @@ def uninstall(repo_path: Path) -> None:
     except HookExistsError as exc:
         raise click.UsageError(str(exc)) from None
     except InputError as exc:
-        click.echo(f"headcheck: error: {exc}", err=True)
-        sys.exit(ExitCode.INPUT_ERROR)
+        fail(f"error: {exc}", ExitCode.INPUT_ERROR)
     if done is None:
         click.echo("headcheck: no pre-push hook installed; nothing to remove")
     else:
@@ -144,11 +142,9 @@ def _guarded(work):
     try:
         return work()
     except InputError as exc:
-        click.echo(f"headcheck: error: {exc}", err=True)
-        sys.exit(ExitCode.INPUT_ERROR)
+        fail(f"error: {exc}", ExitCode.INPUT_ERROR)
     except NothingScannedError as exc:
-        click.echo(f"headcheck: nothing scanned: {exc}", err=True)
-        sys.exit(ExitCode.NOTHING_SCANNED)
+        fail(f"nothing scanned: {exc}", ExitCode.NOTHING_SCANNED)
     except ConfigError as exc:
         config_error(exc)
 

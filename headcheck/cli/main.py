@@ -15,7 +15,7 @@ from ..exitcodes import ExitCode
 from ..render import RENDERERS, render
 from .configure import TargetPolicies, config_error, config_options, say_excluded
 from .hook import hook
-from .options import FAIL_ON, HEAD_TYPES, use_color
+from .options import FAIL_ON, HEAD_TYPES, fail, use_color
 from .progress import progress_bar
 
 
@@ -97,8 +97,7 @@ def scan(targets, from_file, revision, subfolder, token, jobs, fmt, fail_on, hea
             label = "error" if outcome.exit_code == ExitCode.INPUT_ERROR else "nothing scanned"
             if fmt != "text":  # machine formats say it on stdout too, as they do for several targets
                 click.echo(_errors_output(fmt, [outcome]))
-            click.echo(f"headcheck: {label}: {outcome.error}", err=True)
-            sys.exit(outcome.exit_code)
+            fail(f"{label}: {outcome.error}", outcome.exit_code)
         click.echo(_text_outcome(outcome, quiet) if fmt == "text" else RENDERERS[fmt](outcome.report))
         _append_summary(summary, [outcome.report])
         sys.exit(_exit_code(outcome, configured.threshold(outcome.target)))
@@ -262,27 +261,21 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
                                        **options)
     except migration.NotConvertibleError as exc:
         click.echo(RENDERERS["text"](exc.report, color=use_color(sys.stderr)), err=True)
-        click.echo(f"headcheck: not migrated: verdict is {exc.report.verdict.value}; nothing written", err=True)
-        sys.exit(ExitCode.FINDINGS)
+        fail(f"not migrated: verdict is {exc.report.verdict.value}; nothing written", ExitCode.FINDINGS)
     except migration.OutputExistsError as exc:
         raise click.UsageError(str(exc)) from None
     except migration.VerifyUnavailableError as exc:  # the environment, not the command line: no usage text
-        click.echo(f"headcheck: {exc}", err=True)
-        sys.exit(ExitCode.USAGE)
+        fail(f"{exc}", ExitCode.USAGE)
     except migration.VerifyFailedError as exc:
         if exc.comparison is not None:
             click.echo(render_comparison(exc.comparison), err=True)
-        click.echo(f"headcheck: error: {exc}", err=True)
-        sys.exit(ExitCode.FINDINGS if exc.comparison else ExitCode.INPUT_ERROR)
+        fail(f"error: {exc}", ExitCode.FINDINGS if exc.comparison else ExitCode.INPUT_ERROR)
     except (InputError, migration.MigrationError) as exc:
-        click.echo(f"headcheck: error: {exc}", err=True)
-        sys.exit(ExitCode.INPUT_ERROR)
+        fail(f"error: {exc}", ExitCode.INPUT_ERROR)
     except NothingScannedError as exc:
-        click.echo(f"headcheck: nothing scanned: {exc}", err=True)
-        sys.exit(ExitCode.NOTHING_SCANNED)
+        fail(f"nothing scanned: {exc}", ExitCode.NOTHING_SCANNED)
     except PublishRefusedError as exc:
-        click.echo(f"headcheck: not committed: {exc}", err=True)
-        sys.exit(ExitCode.FINDINGS)
+        fail(f"not committed: {exc}", ExitCode.FINDINGS)
     if fmt == "json":
         click.echo(render_migration_json(result.report, result.migration, result))
     elif not quiet:
@@ -324,5 +317,4 @@ def main() -> None:
         exc.show()
         sys.exit(ExitCode.USAGE)
     except ruledata.RuleDataError as exc:
-        click.echo(f"headcheck: broken rule data: {exc}", err=True)
-        sys.exit(ExitCode.INPUT_ERROR)
+        fail(f"broken rule data: {exc}", ExitCode.INPUT_ERROR)
