@@ -21,7 +21,7 @@ def migrate_from_hub(source: str, out: Path | None, *, options: dict, force: boo
     from ..migration.plan import plan_for
     from ..read.facts import build_facts_from
     from ..publish import hub_migrate, pull_request
-    from ..render.migration import render_migration, render_migration_json
+    from ..render.migration import migration_dict, render_migration, render_migration_json
 
     repo, report = hub_migrate.open_repo(source, revision=revision, token=token, subfolder=subfolder)
     committing = create_pr or push_to
@@ -46,9 +46,8 @@ def migrate_from_hub(source: str, out: Path | None, *, options: dict, force: boo
             published = pull_request.open_pull_request(hub, dry_run=dry_run)
         elif push_to:
             published = pull_request.push_to(hub, push_to, private=private, dry_run=dry_run)
-        if fmt == "json":
-            result = json.loads(render_migration_json(report, hub.result.migration, hub.result))
-            result["source"] = repo.label
+        if fmt == "json":  # the local migrate's result, naming the Hub source, with the commit
+            result = migration_dict(report, hub.result.migration, hub.result)
             result["commit"] = None if published is None else _published_dict(published)
             click.echo(json.dumps(result, indent=2, ensure_ascii=False))
         elif not quiet:

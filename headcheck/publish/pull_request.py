@@ -10,7 +10,7 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, er
 from ..errors import InputError, PublishRefusedError
 from ..model import Verdict
 from ..read import hub_http
-from ..read.hub import first_line
+from ..read.hub import first_line, status_of
 from ..render.pull_request import TITLE_PREFIX, render_description, render_title
 from .hub_migrate import HubMigration
 
@@ -96,8 +96,8 @@ def _check_write_access(api: HfApi, where: str) -> None:
     try:
         role = ((api.whoami().get("auth") or {}).get("accessToken") or {}).get("role")
     except errors.HfHubHTTPError as exc:
-        raise InputError(f"{where}: the Hub refused the token ({_status(exc)}); set HF_TOKEN or --token to a token "
-                         "with write access; nothing committed") from None
+        raise InputError(f"{where}: the Hub refused the token ({status_of(exc) or '?'}); set HF_TOKEN or --token to "
+                         "a token with write access; nothing committed") from None
     except (OSError, *hub_http.transport_errors()) as exc:  # no token at all, or no connection
         raise InputError(f"{where}: {first_line(exc)}; a commit needs a token with write access "
                          "(HF_TOKEN or --token); nothing committed") from None
@@ -118,7 +118,7 @@ def _guard(hub: HubMigration, call, conflict: str | None = None):
     try:
         return call()
     except errors.HfHubHTTPError as exc:
-        status = _status(exc)
+        status = status_of(exc) or "?"
         if status == 409 and conflict:
             raise PublishRefusedError(conflict) from None
         if status == 412:
@@ -132,7 +132,3 @@ def _guard(hub: HubMigration, call, conflict: str | None = None):
     except (OSError, *hub_http.transport_errors()) as exc:
         raise InputError(f"{hub.repo.label}: cannot reach {hub.repo.endpoint} ({first_line(exc)}); "
                          "nothing committed") from None
-
-
-def _status(exc: errors.HfHubHTTPError):
-    return exc.response.status_code if exc.response is not None else "?"

@@ -185,7 +185,7 @@ class HubRepo:
             try:
                 return call()
             except errors.HfHubHTTPError as exc:
-                status = exc.response.status_code if exc.response is not None else None
+                status = status_of(exc)
                 if status in RETRY_STATUS and attempt < self.retries and not isinstance(
                         exc, (errors.RepositoryNotFoundError, errors.EntryNotFoundError)):
                     time.sleep(_backoff(attempt, exc.response))
@@ -213,7 +213,7 @@ class HubRepo:
                 return InputError(f"{what}: not in the local cache (HF_HUB_OFFLINE=1); scan once online to cache it")
             return InputError(f"{what}: cannot reach {self.endpoint} ({first_line(exc)})")
         if isinstance(exc, errors.HfHubHTTPError):
-            status = exc.response.status_code if exc.response is not None else "?"
+            status = status_of(exc) or "?"
             if status == 429:
                 return InputError(f"{what}: rate limited by the Hub (429) after {self.retries} retries; "
                                   "wait, or set HF_TOKEN for a higher limit")
@@ -282,6 +282,10 @@ def _backoff(attempt: int, response) -> float:
     base = float(_setting("HEADCHECK_HUB_BACKOFF", "1"))
     retry_after = response.headers.get("Retry-After", "") if response is not None else ""
     return min(float(retry_after) if retry_after.isdigit() else base * 2 ** attempt, 30.0)
+
+
+def status_of(exc: errors.HfHubHTTPError) -> int | None:
+    return exc.response.status_code if exc.response is not None else None
 
 
 def first_line(exc: Exception) -> str:
