@@ -111,7 +111,9 @@ def act_binary() -> str | None:
     return str(beside) if beside.is_file() else shutil.which("act")
 
 
-def make_repo(root: Path, export: Path) -> Path:
+def action_repo(root: Path, export: Path, workflow: str, add_checkpoints) -> Path:
+    """A git repository holding this checkout's action, the checkpoints `add_checkpoints(repo)` puts there, and
+    WORKFLOW (formatted with the export folder), all committed."""
     repo = root / "repo"
     repo.mkdir()
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -119,15 +121,22 @@ def make_repo(root: Path, export: Path) -> Path:
         shutil.copy2(REPO / name, repo / name)
     for name in ("headcheck", "rules"):
         shutil.copytree(REPO / name, repo / name, ignore=ignore)
-    shutil.copytree(CHECKPOINTS / "bert-seq-cls", repo / "models" / "good")
-    shutil.copytree(CHECKPOINTS / "bert-seq-cls-label-mismatch", repo / "models" / "broken")
-    workflow = repo / ".github" / "workflows" / "headcheck.yml"
-    workflow.parent.mkdir(parents=True)
-    workflow.write_text(WORKFLOW.format(export=json.dumps(str(export))))
+    add_checkpoints(repo)
+    path = repo / ".github" / "workflows" / "headcheck.yml"
+    path.parent.mkdir(parents=True)
+    path.write_text(workflow.format(export=json.dumps(str(export))))
     git = ["git", "-c", "user.name=headcheck tests", "-c", "user.email=tests@example.invalid", "-c", "commit.gpgsign=false"]
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "checkpoints"]):
         subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)
     return repo
+
+
+def make_repo(root: Path, export: Path) -> Path:
+    def add(repo: Path) -> None:
+        shutil.copytree(CHECKPOINTS / "bert-seq-cls", repo / "models" / "good")
+        shutil.copytree(CHECKPOINTS / "bert-seq-cls-label-mismatch", repo / "models" / "broken")
+
+    return action_repo(root, export, WORKFLOW, add)
 
 
 def acted(tmp_path: Path, make) -> tuple[Path, Path, str]:
@@ -260,28 +269,19 @@ jobs:
 
 def make_configured_repo(root: Path, export: Path) -> Path:
     """A repository whose checkpoints sit below .headcheck.toml files (the root pyproject.toml has no table)."""
-    repo = root / "repo"
-    repo.mkdir()
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("action.yml", "pyproject.toml", "README.md"):
-        shutil.copy2(REPO / name, repo / name)
-    for name in ("headcheck", "rules"):
-        shutil.copytree(REPO / name, repo / name, ignore=ignore)
-    configured = repo / "models" / "configured"
-    shutil.copytree(CHECKPOINTS / "bert-seq-cls-label-mismatch", configured / "broken")
-    shutil.copytree(CHECKPOINTS / "bert-seq-cls-label-mismatch", configured / "legacy" / "old")
-    (configured / ".headcheck.toml").write_text('exclude = ["legacy"]\n\n[per-path-ignores]\n"broken" = ["HC102"]\n')
-    shutil.copytree(CHECKPOINTS / "bert-seq-cls-label-mismatch", repo / "models" / "bad-config" / "m")
-    (repo / "models" / "bad-config" / ".headcheck.toml").write_text('ignore = "HC102"\n')
-    shutil.copytree(CHECKPOINTS / "roberta-multilabel", repo / "models" / "strict" / "multilabel")  # HC103, a warning
-    (repo / "models" / "strict" / "pyproject.toml").write_text('[tool.headcheck]\nfail-on = "warning"\n')
-    workflow = repo / ".github" / "workflows" / "headcheck.yml"
-    workflow.parent.mkdir(parents=True)
-    workflow.write_text(CONFIG_WORKFLOW.format(export=json.dumps(str(export))))
-    git = ["git", "-c", "user.name=headcheck tests", "-c", "user.email=tests@example.invalid", "-c", "commit.gpgsign=false"]
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "configured checkpoints"]):
-        subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)
-    return repo
+    def add(repo: Path) -> None:
+        configured = repo / "models" / "configured"
+        shutil.copytree(CHECKPOINTS / "bert-seq-cls-label-mismatch", configured / "broken")
+        shutil.copytree(CHECKPOINTS / "bert-seq-cls-label-mismatch", configured / "legacy" / "old")
+        (configured / ".headcheck.toml").write_text(
+            'exclude = ["legacy"]\n\n[per-path-ignores]\n"broken" = ["HC102"]\n')
+        shutil.copytree(CHECKPOINTS / "bert-seq-cls-label-mismatch", repo / "models" / "bad-config" / "m")
+        (repo / "models" / "bad-config" / ".headcheck.toml").write_text('ignore = "HC102"\n')
+        # HC103, a warning: fails only where the configuration says fail-on = warning
+        shutil.copytree(CHECKPOINTS / "roberta-multilabel", repo / "models" / "strict" / "multilabel")
+        (repo / "models" / "strict" / "pyproject.toml").write_text('[tool.headcheck]\nfail-on = "warning"\n')
+
+    return action_repo(root, export, CONFIG_WORKFLOW, add)
 
 
 @pytest.mark.slow
