@@ -144,6 +144,14 @@ def test_base_prefixes_are_first_name_components():
     assert not any(dotted.values()), {k: v for k, v in dotted.items() if v}
 
 
+@pytest.mark.parametrize("model_type", sorted({zoo.tiny_config(c).model_type for c in STATIC_TO_FLEX_HEAD_MAP}))
+def test_base_modules_are_what_the_bare_base_class_stores(model_type):
+    # a checkpoint saved from XModel has these first name components and no base prefix (judge/static.head_keys)
+    config = zoo.tiny_config(next(c for c in STATIC_TO_FLEX_HEAD_MAP if zoo.tiny_config(c).model_type == model_type))
+    model = transformers.AutoModel.from_config(config)
+    assert sorted({name.split(".", 1)[0] for name in model.state_dict()}) == sorted(FAMILIES[model_type]["base_modules"])
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("class_name", sorted(STATIC_TO_FLEX_HEAD_MAP))
 def test_family_prefixes_and_layout_cover_every_stored_tensor(class_name, fmt, saved):

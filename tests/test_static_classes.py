@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 zoo = pytest.importorskip("zoo")
 
 from adapters.head_utils import STATIC_TO_FLEX_HEAD_MAP  # noqa: E402
+from safetensors.numpy import load_file, save_file  # noqa: E402
+from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES  # noqa: E402
 
 from helpers import rules_of, scan  # noqa: E402
 
@@ -26,9 +31,31 @@ ADAPTERS_OWN_CONVERSION_FAILS = {
 }
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """class name -> its tiny checkpoint, built once per module (each test below reads it)."""
+    root = tmp_path_factory.mktemp("static_classes")
+    return functools.cache(lambda class_name: zoo.build_any(class_name, root / class_name)
+                           if class_name not in STATIC_TO_FLEX_HEAD_MAP else zoo.build_static(class_name, root / class_name))
+
+
+def renamed(folder: Path, dest: Path, architecture: str, extra_head: bool = False) -> Path:
+    """A copy of `folder` whose config.json names `architecture` (a class no library knows), its weights
+    optionally extended by a hand-made `regressor` layer outside the base model."""
+    dest.mkdir()
+    config = json.loads((folder / "config.json").read_text())
+    (dest / "config.json").write_text(json.dumps({**config, "architectures": [architecture]}))
+    tensors = load_file(folder / "model.safetensors")
+    if extra_head:
+        tensors |= {"regressor.weight": np.ones((1, config.get("hidden_size", 32)), np.float32),
+                    "regressor.bias": np.zeros(1, np.float32)}
+    save_file(tensors, dest / "model.safetensors", metadata={"format": "pt"})
+    return dest
+
+
 @pytest.mark.parametrize("class_name", zoo.STATIC_CLASSES)
-def test_static_class_is_classified_and_convertible(class_name, tmp_path):
-    folder = zoo.build_static(class_name, tmp_path / class_name)
+def test_static_class_is_classified_and_convertible(class_name, built):
+    folder = built(class_name)
     report = scan(folder)
     expected_type = STATIC_TO_FLEX_HEAD_MAP[class_name]["config"]["head_type"]
     assert report["kind"] == "full-model"
@@ -47,3 +74,50 @@ def test_static_class_is_classified_and_convertible(class_name, tmp_path):
         # transformers leaves the label map out of config.json when it is the default 2 labels
         declared = len(json.loads((folder / "config.json").read_text()).get("id2label", "01"))
         assert report["head"]["num_labels"] == plan["head_config"]["num_labels"] == declared
+
+
+# Classes whose files equal their base model's: under an unknown name nothing tells the head from no head.
+SAME_KEYS_AS_THE_BASE_MODEL = {
+    "T5ForConditionalGeneration",  # lm_head is tied to `shared` and not stored; T5Model writes the same keys
+}
+
+
+@pytest.mark.parametrize("architecture", ["Custom", "MyModel"])  # no naming convention; a base-model suffix
+@pytest.mark.parametrize("class_name", zoo.STATIC_CLASSES)
+def test_an_unknown_class_name_is_classified_from_its_keys(class_name, architecture, built, tmp_path):
+    """Issue 20 #1: the same weights under a class name nobody knows are still judged as that head."""
+    report = scan(renamed(built(class_name), tmp_path / "renamed", architecture))
+    expected_type = STATIC_TO_FLEX_HEAD_MAP[class_name]["config"]["head_type"]
+    if class_name in SAME_KEYS_AS_THE_BASE_MODEL:
+        assert (report["verdict"], report["head"]["type"]) == ("no-head", "none"), report["head"]
+        return
+    assert report["head"]["type"] != "none"
+    if report["verdict"] == "ambiguous":
+        assert expected_type in report["head"]["candidates"], report["head"]
+    else:
+        assert report["head"]["type"] == expected_type, report["head"]
+
+
+@pytest.mark.parametrize("architecture", ["class", "MyModel"])
+@pytest.mark.parametrize("class_name", zoo.STATIC_CLASSES)
+def test_a_hand_made_head_outside_the_base_model_is_never_lost(class_name, architecture, built, tmp_path):
+    """Issue 20 #1: tensors outside the base model that no layout holds are a custom head, whatever the class."""
+    name = class_name if architecture == "class" else architecture
+    report = scan(renamed(built(class_name), tmp_path / "custom", name, extra_head=True))
+    assert report["verdict"] == "not-convertible", report["head"]
+    assert "HC101" in rules_of(report)
+    assert any(f["rule"] == "HC101" and f["severity"] == "error" for f in report["findings"])
+
+
+BASE_CLASSES = sorted({MODEL_MAPPING_NAMES[zoo.tiny_config(c).model_type] for c in zoo.STATIC_CLASSES})
+
+
+@pytest.mark.parametrize("base_class", BASE_CLASSES)
+def test_a_bare_base_model_under_an_unknown_name_has_no_head_until_one_is_added(base_class, built, tmp_path):
+    """Keys of a model saved from XModel carry no base prefix: they are the base, not a head; a layer beside
+    them is a head."""
+    report = scan(renamed(built(base_class), tmp_path / "bare", "MyEncoder"))
+    assert (report["verdict"], report["head"]["type"]) == ("no-head", "none"), report
+    for architecture in (base_class, "MyEncoder"):
+        report = scan(renamed(built(base_class), tmp_path / architecture, architecture, extra_head=True))
+        assert report["verdict"] == "not-convertible" and "HC101" in rules_of(report), report

@@ -28,3 +28,12 @@ def final_verdict(judgement: Judgement, extra: tuple[Finding, ...] = ()) -> Verd
     if any(registry[f.rule].blocks_conversion for f in (*judgement.findings, *extra)):
         return Verdict.NOT_CONVERTIBLE
     return judgement.verdict
+
+
+def unsupported_family(model_type: str | None, arch: str, head_type: str, config_file: str) -> Judgement:
+    head = Head(head_type, arch, evidence=(f"architectures[0] = {arch}",))
+    family_text = f"model_type {model_type!r}" if model_type else "a checkpoint whose config names no model_type"
+    return Judgement(head, (finding(
+        "HC106", f"adapters has no flex-head model for {family_text} ({arch})",
+        file=config_file, key="model_type", hint="use transformers or PEFT for this family",
+    ),), Verdict.NOT_CONVERTIBLE)

@@ -41,7 +41,7 @@ def static_classes_for(model_type: str, head_type: str) -> list[str]:
     return [
         name
         for name, layout in ruledata.head_layouts().items()
-        if layout["config"]["head_type"] == head_type and re.fullmatch(rf"{prefix}(For|LMHead|Generation)\w*", name)
+        if layout["config"]["head_type"] == head_type and re.fullmatch(rf"{prefix}(For|LMHead|Generation|Decoder)\w*", name)
     ]
 
 

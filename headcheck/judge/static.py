@@ -32,7 +32,11 @@ class StaticInput:
 def head_keys(tensors: Mapping[str, TensorInfo], model_type: str | None) -> list[str]:
     """Tensors outside the base model: the head, plus anything custom."""
     fam = layouts.family(model_type) or {}
-    base = set(fam.get("static_base_prefixes", ())) | set(fam.get("ignored_buffers", ()))
+    prefixes = set(fam.get("static_base_prefixes", ()))
+    base = prefixes | set(fam.get("ignored_buffers", ()))
+    firsts = {name.split(".", 1)[0] for name in tensors}
+    if not firsts & prefixes:  # saved from the bare base class (XModel): its modules sit at the top level
+        base |= set(fam.get("base_modules", ()))
     return sorted(name for name in tensors if name.split(".", 1)[0] not in base)
 
 

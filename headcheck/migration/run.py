@@ -9,6 +9,7 @@ import functools
 import glob
 import json
 import os
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -176,6 +177,16 @@ def _verifier() -> Callable[..., Any]:
     return compare
 
 
+def _first_mismatch(error: str) -> str:
+    """torch lists every mismatched tensor on its own line; the first (and how many) says what does not fit."""
+    lines = [line.strip() for line in error.splitlines() if line.strip().startswith("size mismatch for")]
+    if not lines:
+        return error.strip().splitlines()[0] if error.strip() else "it cannot be loaded"
+    first = re.sub(r"copying a param with shape torch\.Size\((\[.*?\])\) from checkpoint, the shape in current "
+                   r"model is torch\.Size\((\[.*?\])\)\.?", r"\1 in the checkpoint, \2 in the base", lines[0])
+    return first + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else "")
+
+
 def _verify_check(compare, source: Path, base: Path | str | None, original_class: str | None,
                   comparisons: list) -> Callable[[Path], None]:
     """The outputs comparison as a check of the finished output, before it is renamed into place."""
@@ -185,6 +196,9 @@ def _verify_check(compare, source: Path, base: Path | str | None, original_class
             comparison = compare(source, folder, base=base, original_class=original_class)
         except (ValueError, OSError) as exc:  # no base model to load an adapter onto, or it cannot be loaded
             raise VerifyFailedError(f"--verify: {str(exc).splitlines()[0]} (see --base)") from None
+        except RuntimeError as exc:  # torch's load_state_dict: the base model is of another size
+            raise VerifyFailedError(f"--verify: the base model {base or 'named in adapter_config.json'} does not "
+                                    f"fit the checkpoint: {_first_mismatch(str(exc))}; nothing written") from None
         comparisons.append(comparison)
         if not comparison.ok:
             raise VerifyFailedError("--verify: outputs differ beyond tolerance; nothing written", comparison)

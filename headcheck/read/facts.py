@@ -131,10 +131,9 @@ def build_facts(path: Path) -> Facts:
     if path.is_dir():
         return build_facts_from(LocalFolder(path))
     if path.name.endswith((".safetensors", ".bin")):
-        # weights say nothing about their head without the config that names it: judge the folder they are in
+        # judge the folder they are in
         if not any((path.parent / name).is_file() for name in CONFIG_FILES):
-            raise NothingScannedError(f"{path}: weights alone cannot be judged: no config.json, "
-                                      "adapter_config.json or head_config.json beside it")
+            raise _weights_alone(str(path), "beside it")
         return build_facts_from(LocalFolder(path.parent))
     collector = _Collector()
     _collect_file(collector, path)
@@ -168,7 +167,15 @@ def _read_folder(source: Source) -> Facts:
         if name in files:
             collector.add_weights(role, name, lambda name=name: (source.read_weights(name), (name,)))
     card = source.read_card(CARD_FILE) if CARD_FILE in files else None
+    if collector.weights and not collector.docs and not collector.findings:
+        raise _weights_alone(source.label, "in the folder")
     return _facts(source.label, files, collector, card)
+
+
+def _weights_alone(where: str, place: str) -> NothingScannedError:
+    # weights say nothing about their head without the config that names it
+    return NothingScannedError(f"{where}: weights alone cannot be judged: no config.json, adapter_config.json or "
+                               f"head_config.json {place}")
 
 
 def _facts(root: str, files: tuple[str, ...], collector: _Collector, card) -> Facts:
