@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from headcheck.migration import run as migration
-from helpers import CHECKPOINTS, run_cli, scan
+from helpers import CHECKPOINTS, adapter_folder_with_bin_head, run_cli, scan, without_heavy_stack
 
 # Every not-convertible situation of the scan issue, as committed fixtures -> the rule codes that explain it.
 REFUSED = {
@@ -234,3 +234,21 @@ def test_a_pickle_twin_of_the_weights_is_superseded_not_copied(tmp_path):
     result = migration.migrate(src, tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["config.json", "model.safetensors"]
     assert "pytorch_model.bin" in result.migration.replaced_files
+
+
+def test_an_adapter_folder_with_a_bin_head_migrates_where_torch_is_not_installed(tmp_path):
+    """Issue 20: the core install (no torch) rewrites a pytorch_model_head.bin head, in torch's own format."""
+    torch = pytest.importorskip("torch")
+    source = adapter_folder_with_bin_head(tmp_path / "src")
+    env = without_heavy_stack(tmp_path / "no-torch")
+    out = tmp_path / "out"
+    done = run_cli("migrate", source, "--out", out, env=env)
+    assert done.returncode == 0, done.stderr
+    assert scan(out)["verdict"] == "already-flex"
+    before = torch.load(source / "pytorch_model_head.bin", weights_only=True)
+    after = torch.load(out / "pytorch_model_head.bin", weights_only=True)
+    name = json.loads((out / "head_config.json").read_text())["name"]
+    renamed = {"classifier.weight": f"heads.{name}.1.weight", "classifier.bias": f"heads.{name}.1.bias"}
+    assert set(after) == set(renamed.values())
+    for old, new in renamed.items():
+        assert after[new].dtype == before[old].dtype and torch.equal(after[new], before[old])
