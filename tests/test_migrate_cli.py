@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import shutil
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from headcheck.migration import run as migration
+from headcheck.migration.tensor_bytes import digest_of
 from helpers import CHECKPOINTS, adapter_folder_with_bin_head, run_cli, scan, without_heavy_stack
 
 # Every not-convertible situation of the scan issue, as committed fixtures -> the rule codes that explain it.
@@ -157,6 +160,26 @@ def test_corrupted_write_is_caught_by_the_byte_check(tmp_path, monkeypatch):
     monkeypatch.setattr(migration, "write_safetensors", flipping_write)
     with pytest.raises(migration.MigrationError, match="differ from the source"):
         migration.migrate(CHECKPOINTS / "bert-seq-cls", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bin_head_written_wrong_is_caught_by_the_byte_check(tmp_path, monkeypatch):
+    """The torch-free .bin writer digests the source bytes as it streams them: bytes it writes wrong fail the
+    check, however well formed the file."""
+    pytest.importorskip("torch")
+    real_write = migration.write_torch_zip
+
+    def flipped(chunks):
+        for i, chunk in enumerate(chunks()):
+            yield memoryview(bytes([chunk[0] ^ 0xFF]) + bytes(chunk[1:])) if i == 0 else chunk
+
+    def flipping_write(path, tensors, on_bytes=None):
+        real_write(path, [dataclasses.replace(t, chunks=functools.partial(flipped, t.chunks)) for t in tensors])
+        return {t.name: digest_of(t.chunks()) for t in tensors}
+
+    monkeypatch.setattr(migration, "write_torch_zip", flipping_write)
+    with pytest.raises(migration.MigrationError, match="differ from the source"):
+        migration.migrate(adapter_folder_with_bin_head(tmp_path / "src"), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
