@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from importlib import resources
@@ -42,3 +43,46 @@ def run_cli(*args: str, env: dict[str, str] | None = None, **kwargs) -> subproce
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", "headcheck", *map(str, args)], cwd=REPO, env=full_env,
                           capture_output="stdout" not in kwargs, text=True, timeout=120, **kwargs)
+
+
+_NO_HEAVY_STACK = '''import sys
+
+
+class _Absent:
+    """torch, transformers and adapters cannot be imported: headcheck's core install."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("torch", "transformers", "adapters"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _Absent())
+'''
+
+
+def without_heavy_stack(folder: Path) -> dict[str, str]:
+    """run_cli's env for a Python where torch, transformers and adapters are not installed (a sitecustomize in
+    `folder` hides them), cheaper than a virtual environment without them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(_NO_HEAVY_STACK)
+    env = {"PYTHONPATH": str(folder)}
+    hidden = subprocess.run([sys.executable, "-c", "import torch"], env={**os.environ, **env}, capture_output=True,
+                            text=True)
+    assert "No module named 'torch'" in hidden.stderr, hidden.stderr  # else the tests using it prove nothing
+    return env
+
+
+def adapter_folder_with_bin_head(folder: Path) -> Path:
+    """The adapter-static-head fixture as save_adapter writes it without safetensors: the head a torch.save
+    pytorch_model_head.bin (random weights, so that a renamed or reordered tensor shows)."""
+    import torch
+    from safetensors.torch import load_file
+
+    shutil.copytree(CHECKPOINTS / "adapter-static-head", folder)
+    head = folder / "model_head.safetensors"
+    generator = torch.Generator().manual_seed(0)
+    torch.save({name: torch.randn(t.shape, generator=generator) for name, t in load_file(head).items()},
+               folder / "pytorch_model_head.bin")
+    head.unlink()
+    return folder

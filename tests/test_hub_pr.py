@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CHECKPOINTS, run_cli
+from helpers import CHECKPOINTS, adapter_folder_with_bin_head, run_cli, scan, without_heavy_stack
 from hubserver import FakeHub
 
 WRITE, READ = "hf_write_token", "hf_read_token"
@@ -21,11 +21,11 @@ def hub(server, tmp_path):
     return FakeHub(server, tokens={WRITE: "write", READ: "read"})
 
 
-def cli(hub, tmp_path, *args, token: str | None = WRITE, offline: bool = False):
+def cli(hub, tmp_path, *args, token: str | None = WRITE, offline: bool = False, env: dict[str, str] | None = None):
     env = {"HF_ENDPOINT": hub.endpoint, "HF_HUB_CACHE": str(tmp_path / "hf-cache"), "HF_HOME": str(tmp_path / "hf-home"),
            "HEADCHECK_HUB_BACKOFF": "0", "HEADCHECK_HUB_TIMEOUT": "5", "HF_HUB_OFFLINE": "1" if offline else "0",
            # the fake Hub speaks the LFS protocol; real uploads go through Xet when hf_xet is installed
-           "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": token or ""}
+           "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": token or "", **(env or {})}
     return run_cli(*args, env=env)
 
 
@@ -199,3 +199,13 @@ def test_the_pull_request_loads_with_adapters_and_gives_the_originals_outputs(hu
                                    cache_dir=tmp_path / "download-cache", token=WRITE))
     comparison = compare(original, downloaded, original_class="BertForSequenceClassification")
     assert comparison.ok and comparison.max_logits_diff == 0 and comparison.loss_diff == 0, comparison
+
+
+def test_an_adapter_repository_is_fixed_where_torch_is_not_installed(hub, tmp_path):
+    """Issue 20: --create-pr for an adapter repository with a pytorch_model_head.bin, from the core install."""
+    pytest.importorskip("torch")
+    repo = hub.add("org/adapter", adapter_folder_with_bin_head(tmp_path / "remote" / "adapter"))
+    done = cli(hub, tmp_path, "migrate", "org/adapter", "--create-pr", env=without_heavy_stack(tmp_path / "no-torch"))
+    assert done.returncode == 0, done.stderr
+    pr = repo.refs["refs/pr/1"]
+    assert (pr / "pytorch_model_head.bin").is_file() and scan(pr)["verdict"] == "already-flex"

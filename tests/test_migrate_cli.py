@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import shutil
@@ -10,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from headcheck.migration import run as migration
-from helpers import CHECKPOINTS, run_cli, scan
+from headcheck.migration.tensor_bytes import digest_of
+from helpers import CHECKPOINTS, adapter_folder_with_bin_head, run_cli, scan, without_heavy_stack
 
 # Every not-convertible situation of the scan issue, as committed fixtures -> the rule codes that explain it.
 REFUSED = {
@@ -160,6 +163,26 @@ def test_corrupted_write_is_caught_by_the_byte_check(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_bin_head_written_wrong_is_caught_by_the_byte_check(tmp_path, monkeypatch):
+    """The torch-free .bin writer digests the source bytes as it streams them: bytes it writes wrong fail the
+    check, however well formed the file."""
+    pytest.importorskip("torch")
+    real_write = migration.write_torch_zip
+
+    def flipped(chunks):
+        for i, chunk in enumerate(chunks()):
+            yield memoryview(bytes([chunk[0] ^ 0xFF]) + bytes(chunk[1:])) if i == 0 else chunk
+
+    def flipping_write(path, tensors, on_bytes=None):
+        real_write(path, [dataclasses.replace(t, chunks=functools.partial(flipped, t.chunks)) for t in tensors])
+        return {t.name: digest_of(t.chunks()) for t in tensors}
+
+    monkeypatch.setattr(migration, "write_torch_zip", flipping_write)
+    with pytest.raises(migration.MigrationError, match="differ from the source"):
+        migration.migrate(adapter_folder_with_bin_head(tmp_path / "src"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_verify_flag_reports_differences(tmp_path):
     pytest.importorskip("adapters")
     zoo = pytest.importorskip("zoo")
@@ -234,3 +257,21 @@ def test_a_pickle_twin_of_the_weights_is_superseded_not_copied(tmp_path):
     result = migration.migrate(src, tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["config.json", "model.safetensors"]
     assert "pytorch_model.bin" in result.migration.replaced_files
+
+
+def test_an_adapter_folder_with_a_bin_head_migrates_where_torch_is_not_installed(tmp_path):
+    """Issue 20: the core install (no torch) rewrites a pytorch_model_head.bin head, in torch's own format."""
+    torch = pytest.importorskip("torch")
+    source = adapter_folder_with_bin_head(tmp_path / "src")
+    env = without_heavy_stack(tmp_path / "no-torch")
+    out = tmp_path / "out"
+    done = run_cli("migrate", source, "--out", out, env=env)
+    assert done.returncode == 0, done.stderr
+    assert scan(out)["verdict"] == "already-flex"
+    before = torch.load(source / "pytorch_model_head.bin", weights_only=True)
+    after = torch.load(out / "pytorch_model_head.bin", weights_only=True)
+    name = json.loads((out / "head_config.json").read_text())["name"]
+    renamed = {"classifier.weight": f"heads.{name}.1.weight", "classifier.bias": f"heads.{name}.1.bias"}
+    assert set(after) == set(renamed.values())
+    for old, new in renamed.items():
+        assert after[new].dtype == before[old].dtype and torch.equal(after[new], before[old])

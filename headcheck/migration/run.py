@@ -24,6 +24,7 @@ from ..read.safetensors_header import nbytes, read_safetensors_index
 from .plan import Migration, MigrationError, plan_for
 from .safetensors_writer import WRITERS, PendingTensor, write_safetensors
 from .tensor_bytes import digest_of, tensor_chunks, zero_chunks
+from .torch_zip_writer import write_torch_zip
 
 
 class NotConvertibleError(Exception):
@@ -116,7 +117,7 @@ def _run(source, out, report, migration, checks, comparisons, replaced, on_bytes
     try:
         tmp.mkdir(parents=True)
         digests = _write(source, tmp, migration, on_bytes)
-        checked = _check_bytes(source, tmp, migration, digests)
+        checked = _check_bytes(tmp, migration, digests)
         rescan = scan_path(tmp)
         if rescan.verdict is not Verdict.ALREADY_FLEX:
             raise MigrationError(f"the rewritten checkpoint scans as {rescan.verdict.value}, not already-flex: "
@@ -210,9 +211,6 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tupl
     """Write every output; return the digest of each tensor's bytes as written, by (file, tensor)."""
     digests = {}
     for output in migration.outputs:
-        if output.is_pickle:
-            _write_pickle(source, tmp, output)
-            continue
         pending = [
             PendingTensor(m.target, m.source.dtype, m.shape, nbytes(m.source.dtype, m.source.shape),
                           functools.partial(tensor_chunks, source, m.source))
@@ -222,7 +220,8 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tupl
             length = nbytes(added.dtype, added.shape)
             pending.append(PendingTensor(added.target, added.dtype, added.shape, length,
                                          functools.partial(zero_chunks, length)))
-        written = write_safetensors(tmp / output.name, pending, on_bytes)
+        write = write_torch_zip if output.is_pickle else write_safetensors
+        written = write(tmp / output.name, pending, on_bytes)
         digests.update(((output.name, name), digest) for name, digest in written.items())
     if migration.index_file:
         _write_index(tmp, migration)
@@ -250,37 +249,22 @@ def _write_index(tmp: Path, migration: Migration) -> None:
     (tmp / migration.index_file).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
 
 
-def _write_pickle(source: Path, tmp: Path, output) -> None:
-    """Small adapter head files only: torch writes its own format (loaded back with weights_only=True)."""
-    import torch
-
-    state = torch.load(source / output.moves[0].source.file, map_location="cpu", weights_only=True)
-    torch.save({m.target: state[m.source.name] for m in output.moves}, tmp / output.name)
-
-
-def _check_bytes(source: Path, tmp: Path, migration: Migration, digests: dict[tuple[str, str], bytes]) -> int:
+def _check_bytes(tmp: Path, migration: Migration, digests: dict[tuple[str, str], bytes]) -> int:
     """Re-read the written headers and every written tensor's bytes; each must match the digest of what was
-    read from the source while writing (for files torch wrote, the source bytes are digested here).
-    Tensors are digested on two threads (digesting releases the GIL)."""
+    read from the source while writing. Tensors are digested on two threads (digesting releases the GIL)."""
     checked = 0
     with ThreadPoolExecutor(max_workers=WRITERS) as pool:
         for output in migration.outputs:
             path = tmp / output.name
             written = read_pickle_index(path, output.name) if output.is_pickle else read_safetensors_index(path, output.name)[0]
-            expected = {m.target: m for m in output.moves}
-            zeros = {a.target for a in output.added}
-            if set(written) != set(expected) | zeros:
-                raise MigrationError(f"{output.name}: written tensors differ from the plan")
-
-            def wanted(name: str, info) -> bytes:
-                if (output.name, name) in digests:
-                    return digests[output.name, name]
-                return digest_of(zero_chunks(nbytes(info.dtype, info.shape)) if name in zeros
-                                 else tensor_chunks(source, expected[name].source))
+            planned = {m.target: (m.source.dtype, m.shape) for m in output.moves}
+            planned.update((a.target, (a.dtype, a.shape)) for a in output.added)
+            if {name: (info.dtype, info.shape) for name, info in written.items()} != planned:
+                raise MigrationError(f"{output.name}: written tensors differ from the plan (names, dtypes or shapes)")
 
             def same(item) -> bool:
                 name, info = item
-                return digest_of(tensor_chunks(tmp, info)) == wanted(name, info)
+                return digest_of(tensor_chunks(tmp, info)) == digests[output.name, name]
 
             for (name, _), ok in zip(written.items(), pool.map(same, written.items())):
                 if not ok:

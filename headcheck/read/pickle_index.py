@@ -17,7 +17,7 @@ from .torch_zip import read_data_pkl
 from .tensor_info import TensorInfo
 
 # _rebuild_tensor_v2 pickles carry the dtype in the typed storage class.
-_STORAGE_DTYPES = {
+STORAGE_DTYPES = {
     "DoubleStorage": "F64", "FloatStorage": "F32", "HalfStorage": "F16", "BFloat16Storage": "BF16",
     "LongStorage": "I64", "IntStorage": "I32", "ShortStorage": "I16", "CharStorage": "I8",
     "ByteStorage": "U8", "BoolStorage": "BOOL",
@@ -104,7 +104,7 @@ _ALLOWED: dict[str, object] = {
     "torch.Size": tuple,
     "_codecs.encode": _encode,
     "torch.storage.UntypedStorage": _DType("U8"),
-    **{f"torch.{name}": _DType(code) for name, code in _STORAGE_DTYPES.items()},
+    **{f"torch.{name}": _DType(code) for name, code in STORAGE_DTYPES.items()},
     **{f"torch.{name}": _DType(code) for name, code in _TORCH_DTYPES.items()},
 }
 
