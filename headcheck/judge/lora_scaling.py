@@ -43,13 +43,13 @@ def _transformers_between(doc: Mapping[str, Any]) -> Version | None:
 
 
 def _loras(settings: Any) -> Iterator[dict]:
+    """The LoRA settings of an adapter config: itself, or the parts of a union (adapters allows no nested union)."""
     if not isinstance(settings, dict):
         return
-    if settings.get("architecture") == "union":
-        for part in settings.get("configs") or ():
-            yield from _loras(part)
-    elif settings.get("architecture") == "lora":
-        yield settings
+    parts = settings.get("configs") if settings.get("architecture") == "union" else [settings]
+    for part in parts if isinstance(parts, list) else ():
+        if isinstance(part, dict) and part.get("architecture") == "lora":
+            yield part
 
 
 def _differs(lora: Mapping[str, Any]) -> bool:
