@@ -11,6 +11,7 @@ from .static import StaticInput, judge_static
 from .by_keys import judge_by_keys
 from .judgement import Judgement, finding, unsupported_family
 from .legacy_activations import migrated_copy
+from .lora_scaling import lora_scaling_findings
 from ..model import Head, Verdict
 from ..read.sniff import legacy_model_type
 
@@ -69,6 +70,9 @@ def _judge_flex_model(config, config_file, tensors, weights_file, arch, fam) -> 
         findings.append(finding("HC114", f"saved by the legacy class {arch}", file=config_file, key="architectures",
                                 hint="headcheck migrate rewrites it to the XAdapterModel class"))
     findings.extend(check_flex_heads(head_configs, tensors, config_file, weights_file, "prediction_heads"))
+    # a LoRA of adapters < 1.1.0 (HC132): loaded as it is, it computes another scaling; migrate rewrites alpha
+    lora_scaling = lora_scaling_findings(config, config_file, convertible=bool(head_configs and fam))
+    findings.extend(lora_scaling)
     if not head_configs:
         return Judgement(Head("none", arch, evidence=("no prediction_heads in config.json",)), tuple(findings),
                          Verdict.NO_HEAD)
@@ -76,6 +80,9 @@ def _judge_flex_model(config, config_file, tensors, weights_file, arch, fam) -> 
     head = head_from_flex_config(name, cfg, arch, [f"prediction_heads.{name}.head_type = {cfg.get('head_type')}"],
                                  heads_in_weights(tensors, [name]).get(name))
     if not (arch and arch.endswith("ModelWithHeads")):
+        if lora_scaling and fam:  # the flex layout stays; only the adapters config changes
+            return Judgement(head, tuple(findings), Verdict.CONVERTIBLE,
+                             class_rename_plan(fam["adapter_model"], name, cfg, config_file))
         return Judgement(head, tuple(findings), Verdict.ALREADY_FLEX)
     if fam is None:
         return unsupported_family(config.get("model_type"), arch, head.type, config_file)

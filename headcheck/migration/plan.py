@@ -9,6 +9,7 @@ from pathlib import PurePosixPath
 from typing import Any, Mapping
 
 from ..judge import layouts
+from ..judge import lora_scaling
 from ..judge.legacy_activations import migrated_copy
 from ..read.facts import Facts, files_of_role
 from ..model import Kind, Report
@@ -186,7 +187,7 @@ def _added_tensors(fam: Mapping[str, Any], config: Mapping[str, Any], placed: _P
 
 
 def plan_full_model(report: Report, facts: Facts, head_name: str) -> Migration:
-    config = migrated_copy(facts.doc("model") or {}, "model")
+    config = lora_scaling.migrated_copy(migrated_copy(facts.doc("model") or {}, "model"))
     fam = layouts.family(report.model_type) or {}
     layout = layouts.static_layout(report.head.architecture or "") or {}
     sharded = facts.weight_files["model"][0].endswith(".index.json")
