@@ -67,8 +67,8 @@ def case(request) -> tuple[str, dict, Path]:
 
 def test_every_writer_has_fixtures():
     writers = {path.parent.name for path in CASES}
-    assert {"adapter-transformers-2.3.0", "adapter-transformers-3.2.1", "transformers-4.26.1",
-            "transformers-5.24.0"} <= writers, writers
+    assert {"adapter-transformers-2.3.0", "adapter-transformers-3.2.1", "adapters-0.2.1", "adapters-1.0.1",
+            "transformers-4.26.1", "transformers-5.24.0"} <= writers, writers
 
 
 def test_verdict(case):
