@@ -12,6 +12,7 @@ from ..read.facts import Facts, build_facts, build_facts_from
 from .adapter import judge_adapter
 from .full_model import judge_model, model_type_of
 from .peft import judge_peft
+from .invertible import invertible_lm_head_findings
 from .judgement import Judgement, final_verdict, finding
 from ..model import Head, Kind, Layout, Report, Severity
 from ..read.local import names_hub_repo
@@ -81,6 +82,7 @@ def scan_facts(facts: Facts, head_type: str | None = None, base_config: dict | N
         if role in FOREIGN_ROLES:
             extra.append(finding("HC119", f"{doc.file} is {ROLE_DESCRIPTIONS[role]}; ignored", file=doc.file))
     extra.extend(_card_findings(facts))
+    extra.extend(invertible_lm_head_findings(facts, judgement.head))
     if facts.doc("model") is not None:
         extra.extend(unread_settings(facts.doc("model"), facts.doc_file("model") or "config.json"))
         extra.extend(remote_code_findings(facts.doc("model"), facts.doc_file("model") or "config.json"))

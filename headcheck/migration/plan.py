@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import dataclasses
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Mapping
@@ -40,6 +41,16 @@ class AddedTensor:
 
 
 @dataclass(frozen=True)
+class Duplicate:
+    """A source tensor left out because a tensor placed in its stead must hold the same bytes (the static
+    class ties them: one parameter saved under two names). migrate's byte check compares the two."""
+
+    source: TensorInfo  # left out
+    kept: TensorInfo  # placed, as `target`
+    target: str
+
+
+@dataclass(frozen=True)
 class OutputFile:
     name: str
     moves: tuple[TensorMove, ...]
@@ -59,6 +70,7 @@ class Migration:
     replaced_files: tuple[str, ...]  # source files the outputs stand for (weights, index, configs)
     configs: Mapping[str, dict[str, Any]]  # file name -> new JSON content
     index_file: str | None  # regenerated shard index name, when sharded
+    duplicates: tuple[Duplicate, ...] = ()  # dropped tensors that must equal a placed one
 
 
 def _flex_head_config(report: Report) -> dict[str, Any]:
@@ -129,6 +141,23 @@ class _Placement:
     dropped: list[tuple[str, str]]
     languages: set[str]
     bias_from_buffer: bool
+    duplicates: list[Duplicate] = dataclasses.field(default_factory=list)
+
+
+TIED_BIAS_REASON = "duplicate of the decoder bias it is tied to, which is renamed; migrate checks their bytes are equal"
+
+
+def _tied_duplicate(name: str, tensors: Mapping[str, TensorInfo], layout: Mapping[str, Any],
+                    renames: Mapping[str, str]) -> Duplicate | None:
+    """The static class's tied output bias (cls.predictions.bias) when its decoder bias is stored and renamed
+    too: adapters' conversion renames the decoder bias (its layer's parameter) and ignores the tied name, and so
+    does the plan; the two must hold the same bytes, which migrate checks."""
+    if name != layout.get("tied_output_bias"):
+        return None
+    decoder_bias = f"{layouts.static_layers(layout)[-1].module}.bias"
+    if decoder_bias not in tensors or decoder_bias not in renames:
+        return None
+    return Duplicate(tensors[name], tensors[decoder_bias], renames[decoder_bias])
 
 
 def _place(report: Report, facts: Facts, fam: Mapping[str, Any], layout: Mapping[str, Any], head_name: str,
@@ -155,8 +184,9 @@ def _place(report: Report, facts: Facts, fam: Mapping[str, Any], layout: Mapping
             final_index = layouts.static_layers(layout)[-1].index
             target, shape = f"heads.{head_name}.{final_index}.bias", tuple(d for d in info.shape if d != 1)
             placed.bias_from_buffer = True
-        elif name == layout.get("tied_output_bias"):
-            placed.dropped.append((name, "duplicate of the decoder bias it is tied to, which is renamed"))
+        elif duplicate := _tied_duplicate(name, facts.weights["model"], layout, head_moves):
+            placed.dropped.append((name, TIED_BIAS_REASON))
+            placed.duplicates.append(duplicate)
             continue
         else:  # scan refuses checkpoints with uncovered head weights; reaching this is a bug, never a silent drop
             raise MigrationError(f"{name}: no destination planned for this tensor")
@@ -214,7 +244,7 @@ def plan_full_model(report: Report, facts: Facts, head_name: str) -> Migration:
     new_config["prediction_heads"] = config.get("prediction_heads") or {head_name: head_config}
     replaced = (*facts.weight_files["model"], *files_of_role(facts.files, "model"), facts.doc_file("model"))
     return Migration(Kind.FULL_MODEL, outputs, tuple(placed.dropped), tuple(dict.fromkeys(replaced)),
-                     {"config.json": new_config}, SAFE_INDEX if sharded else None)
+                     {"config.json": new_config}, SAFE_INDEX if sharded else None, tuple(placed.duplicates))
 
 
 def plan_adapter_folder(report: Report, facts: Facts, head_name: str | None) -> Migration:
@@ -222,13 +252,19 @@ def plan_adapter_folder(report: Report, facts: Facts, head_name: str | None) -> 
     name = head_name or report.plan.head_name
     tensors = facts.weights["head"]
     renames = _head_renames(report, name)
-    moves = []
+    layout = layouts.static_layout(report.head.architecture or "") or {}
+    moves, dropped, duplicates = [], [], []
     for tensor_name in sorted(tensors):
         info = tensors[tensor_name]
         if tensor_name in renames:
             target = renames[tensor_name]
         elif tensor_name.startswith("heads."):  # legacy flex head: already flex names
             target = tensor_name
+        elif duplicate := _tied_duplicate(tensor_name, tensors, layout, renames):
+            # a static head saved with torch.save keeps its tied output bias under both names
+            dropped.append((tensor_name, TIED_BIAS_REASON))
+            duplicates.append(duplicate)
+            continue
         else:
             raise MigrationError(f"{tensor_name}: no destination planned for this tensor")
         moves.append(TensorMove(info, target, info.shape))
@@ -237,8 +273,8 @@ def plan_adapter_folder(report: Report, facts: Facts, head_name: str | None) -> 
     new_doc.update(model_class=report.plan.adapter_model_class, config=head_config, name=name)
     weights_file = facts.weight_files["head"][0]
     replaced = tuple(dict.fromkeys((weights_file, *files_of_role(facts.files, "head"))))
-    return Migration(Kind.ADAPTER, (OutputFile(weights_file, tuple(moves)),), (), replaced,
-                     {facts.doc_file("head") or "head_config.json": new_doc}, None)
+    return Migration(Kind.ADAPTER, (OutputFile(weights_file, tuple(moves)),), tuple(dropped), replaced,
+                     {facts.doc_file("head") or "head_config.json": new_doc}, None, tuple(duplicates))
 
 
 def plan_for(report: Report, facts: Facts, *, head_name: str | None = None, num_choices: int | None = None) -> Migration:

@@ -117,7 +117,7 @@ def _run(source, out, report, migration, checks, comparisons, replaced, on_bytes
     try:
         tmp.mkdir(parents=True)
         digests = _write(source, tmp, migration, on_bytes)
-        checked = _check_bytes(tmp, migration, digests)
+        checked = _check_bytes(tmp, migration, digests) + _check_duplicates(source, migration)
         rescan = scan_path(tmp)
         if rescan.verdict is not Verdict.ALREADY_FLEX:
             raise MigrationError(f"the rewritten checkpoint scans as {rescan.verdict.value}, not already-flex: "
@@ -271,6 +271,18 @@ def _check_bytes(tmp: Path, migration: Migration, digests: dict[tuple[str, str],
                     raise MigrationError(f"{output.name}: bytes of {name} differ from the source")
                 checked += 1
     return checked
+
+
+def _check_duplicates(source: Path, migration: Migration) -> int:
+    """Each tensor left out as a tied duplicate must hold the bytes of the one placed in its stead."""
+    for dup in migration.duplicates:
+        same = (dup.source.dtype, dup.source.shape) == (dup.kept.dtype, dup.kept.shape)
+        if not (same and digest_of(tensor_chunks(source, dup.source)) == digest_of(tensor_chunks(source, dup.kept))):
+            raise MigrationError(
+                f"{dup.source.file}: {dup.source.name} and {dup.kept.name} differ, though the class that saved them "
+                f"ties them (one parameter); adapters' own conversion would load {dup.kept.name} (as {dup.target}) "
+                f"and ignore {dup.source.name}; make the two equal, or re-save the checkpoint, then migrate")
+    return len(migration.duplicates)
 
 
 @contextlib.contextmanager
