@@ -86,3 +86,26 @@ def adapter_folder_with_bin_head(folder: Path) -> Path:
                folder / "pytorch_model_head.bin")
     head.unlink()
     return folder
+
+
+def under_a_pty(*args) -> bytes:
+    """Run the installed console script on a fresh pseudo-terminal (no window size set, as in many CI consoles)."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen([str(Path(sys.executable).parent / "headcheck"), *map(str, args)], cwd=REPO, stdin=slave, stdout=slave, stderr=slave,
+                               close_fds=True)
+    os.close(slave)
+    out = b""
+    while select.select([master], [], [], 60)[0]:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert process.wait(timeout=60) == 0, out[-2000:]
+    return out

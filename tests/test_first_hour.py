@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from headcheck.read.safetensors_header import read_safetensors_index
-from helpers import CHECKPOINTS, REPO
+from helpers import CHECKPOINTS, REPO, under_a_pty
 
 SCRIPT = Path(sys.executable).parent / "headcheck"
 
@@ -97,30 +97,6 @@ def test_15_force_refuses_a_file_and_says_what_it_replaces(tmp_path):
     assert replaced.returncode == 0, replaced.stderr
     assert "replaced the previous" in replaced.stdout and "1 entries" in replaced.stdout
     assert not (folder / "old.txt").exists()
-
-
-def under_a_pty(*args) -> bytes:
-    """Run the console script on a fresh pseudo-terminal (no window size set, as in many CI consoles)."""
-    import os
-    import pty
-    import select
-
-    master, slave = pty.openpty()
-    process = subprocess.Popen([str(SCRIPT), *map(str, args)], cwd=REPO, stdin=slave, stdout=slave, stderr=slave,
-                               close_fds=True)
-    os.close(slave)
-    out = b""
-    while select.select([master], [], [], 60)[0]:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(master)
-    assert process.wait(timeout=60) == 0, out[-2000:]
-    return out
 
 
 def test_6_migrate_shows_progress_on_a_terminal_and_not_on_a_pipe(tmp_path):

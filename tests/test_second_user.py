@@ -82,3 +82,81 @@ def test_3_verify_onto_a_base_of_another_size_is_one_line_and_writes_nothing(tmp
     assert str(tmp_path / "other-base") in line and "does not fit" in line and "size mismatch for" in line
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".out.*"))
+
+
+@pytest.fixture(scope="module")
+def default_classifier(tmp_path_factory):
+    """What BertForSequenceClassification.save_pretrained writes for its default 2 labels: no label map, no
+    problem_type."""
+    zoo = pytest.importorskip("zoo")
+    folder = zoo.build_static("BertForSequenceClassification", tmp_path_factory.mktemp("default") / "bert")
+    config = json.loads((folder / "config.json").read_text())
+    assert not {"id2label", "label2id", "problem_type"} & set(config)
+    return folder
+
+
+def test_9_a_default_two_label_classifier_gets_no_label_map_warning(default_classifier):
+    result = run_cli("scan", default_classifier, "--format", "json", "--fail-on", "warning")
+    assert result.returncode == 0, result.stdout
+    report = json.loads(result.stdout)
+    assert "HC109" not in {f["rule"] for f in report["findings"]}
+    assert any("2 labels, as adapters assumes" in line for line in report["head"]["evidence"])
+
+
+def test_10_problem_type_unrecorded_is_one_short_line(default_classifier):
+    lines = run_cli("scan", default_classifier).stdout.splitlines()
+    [at] = [i for i, line in enumerate(lines) if "HC117" in line]
+    assert len(lines[at]) <= 110 and "single-label" in lines[at]
+    assert at + 1 == len(lines) or not lines[at + 1].strip().startswith("hint:")
+
+
+def test_11_a_typo_of_a_local_folder_points_at_the_folder(default_classifier, tmp_path):
+    shutil.copytree(default_classifier, tmp_path / "bert-regression")
+    result = run_cli("scan", tmp_path / "bert-regresion")
+    assert result.returncode == 2
+    assert f"did you mean {tmp_path / 'bert-regression'}?" in result.stderr
+    assert "google-bert/" not in result.stderr
+
+
+def test_12_an_already_flex_copy_counts_what_it_compared(tmp_path):
+    flex = REPO / "tests" / "fixtures" / "writers" / "adapters-0.2.1" / "flex_classification"
+    result = run_cli("migrate", flex, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    copied = sorted(p.name for p in flex.iterdir())
+    assert f"{len(copied)} copied files byte-checked against the source" in result.stdout
+    assert "0 tensors" not in result.stdout
+    as_json = json.loads(run_cli("migrate", flex, "--out", tmp_path / "json", "--format", "json").stdout)
+    assert as_json["files_checked"] == len(copied)
+
+
+def test_13_verify_says_what_it_is_doing_on_a_terminal_only(default_classifier, tmp_path):
+    from helpers import under_a_pty
+
+    shown = under_a_pty("migrate", default_classifier, "--out", tmp_path / "tty", "--verify")
+    assert b"verify: loading the original and the result" in shown
+    piped = run_cli("migrate", default_classifier, "--out", tmp_path / "pipe", "--verify")
+    assert piped.returncode == 0 and "loading the original" not in piped.stderr + piped.stdout
+
+
+def test_14_migrate_json_names_its_schema_and_the_comparison_once(default_classifier, tmp_path):
+    result = run_cli("migrate", default_classifier, "--out", tmp_path / "out", "--verify", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["schema_version"] == 1
+    assert "verify" not in data and data["comparison"]["ok"] is True  # MigrateResult.comparison, the same name
+
+
+def test_14_an_invalid_config_scanned_alone_names_its_folder(tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "bert",}')
+    result = run_cli("scan", folder / "config.json")
+    assert result.returncode == 2
+    assert f"{folder / 'config.json'}: invalid JSON" in result.stderr
+
+
+def test_14_the_migrate_summary_says_regression(tmp_path):
+    regression = REPO / "tests" / "fixtures" / "writers" / "transformers-5.24.0" / "bert-seqcls-regression"
+    result = run_cli("migrate", regression, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert "classification head, regression (BertForSequenceClassification)" in result.stdout.splitlines()[0]

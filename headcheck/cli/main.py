@@ -256,8 +256,9 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
             report, plan = migration.prepare(source, **options)
             click.echo(render_migration_json(report, plan, None) if fmt == "json" else render_migration(report, plan, None))
             return
-        with progress_bar() as on_bytes:
+        with (bar := progress_bar()) as on_bytes:
             result = migration.migrate(source, out, force=force, verify=verify, base=base, on_bytes=on_bytes,
+                                       on_stage=bar.stage,
                                        **options)
     except migration.NotConvertibleError as exc:
         click.echo(RENDERERS["text"](exc.report, color=use_color(sys.stderr)), err=True)

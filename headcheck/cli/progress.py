@@ -11,6 +11,8 @@ class progress_bar:
     def __init__(self, **tqdm_options):
         self.options = {"unit": "B", "unit_scale": True, "desc": "writing", **tqdm_options}
 
+    bar = None
+
     def __enter__(self):
         if not sys.stderr.isatty():
             self.bar = None
@@ -24,6 +26,12 @@ class progress_bar:
         size = shutil.get_terminal_size()
         self.bar = tqdm(file=sys.stderr, leave=False, ncols=size.columns, nrows=size.lines, **self.options)
         return self.bar.update
+
+    def stage(self, text: str) -> None:
+        """Say what the long work is doing now (e.g. loading models, which reports no bytes)."""
+        if self.bar is not None:
+            self.bar.set_description_str(text)
+            self.bar.refresh()
 
     def __exit__(self, *exc):
         if self.bar is not None:

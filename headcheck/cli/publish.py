@@ -38,8 +38,9 @@ def migrate_from_hub(source: str, out: Path | None, *, options: dict, force: boo
         if out is None:  # committing only: the migrated folder lives as long as the commit takes
             out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="headcheck-migrated-"))) / "out"
             written_to = "a temporary folder (removed when done)"
-        on_bytes = stack.enter_context(progress_bar())
+        on_bytes = stack.enter_context(bar := progress_bar())
         hub = hub_migrate.migrate_hub(repo, report, out, force=force, verify=verify, base=base, on_bytes=on_bytes,
+                                      on_stage=bar.stage,
                                       head_name=options["head_name"], num_choices=options["num_choices"])
         published = None
         if create_pr:

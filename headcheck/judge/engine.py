@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from pathlib import Path
 
@@ -39,6 +40,9 @@ def scan_target(target: str, head_type: str | None = None, revision: str | None 
     """Scan a local path, or a Hub repository `org/name[/subfolder][@revision]` (headers only, through the HF
     cache)."""
     path = Path(target)
+    if not path.exists() and (near := _close_local_names(path)):  # a typo of a local folder, before Hub guesses
+        hub = " (a Hub repository id is org/name)" if _canonical_name(target) else ""
+        raise InputError(f"{target}: no such file or directory; did you mean {' or '.join(near)}?{hub}")
     if not path.exists() and _canonical_name(target):
         raise InputError(f"{target}: no such file or directory; a Hub repository id needs its organisation, "
                          f"org/name (e.g. google-bert/{target} or FacebookAI/{target})")
@@ -65,6 +69,15 @@ def scan_hub_repo(repo, head_type: str | None = None) -> Report:
     base = adapter_doc.get("model_name")
     base_config = repo.base_model_config(base) if isinstance(base, str) else None
     return scan_facts(facts, head_type, base_config=base_config, base_name=base)
+
+
+def _close_local_names(path: Path) -> list[str]:
+    """Entries beside a missing path whose names are close to it: a typo of a local folder comes first."""
+    try:
+        siblings = [entry.name for entry in (path.parent if str(path.parent) else Path(".")).iterdir()]
+    except OSError:
+        return []
+    return [str(path.parent / name) for name in difflib.get_close_matches(path.name, siblings, n=2, cutoff=0.8)]
 
 
 def _canonical_name(target: str) -> bool:

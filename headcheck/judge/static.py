@@ -12,6 +12,7 @@ from ..model import Finding, Head, Plan, Rename, Verdict
 from ..read.tensor_info import TensorInfo
 
 DEFAULT_HEAD_NAME = "default"
+ADAPTERS_DEFAULT_LABELS = 2  # what adapters' conversion assumes when a config has no label2id
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,10 @@ def judge_static(inp: StaticInput) -> Judgement:
             evidence.append(f"{final.module}.weight has {rows} output row{'s' if rows != 1 else ''}")
         num_labels = rows if rows is not None else declared
         has_label2id = isinstance(cfg.get("label2id"), dict) and bool(cfg.get("label2id"))
-        if flex_type != "question_answering" and not has_label2id:
+        if flex_type != "question_answering" and not has_label2id and rows == ADAPTERS_DEFAULT_LABELS:
+            # transformers writes no label map for its default labels: adapters' fallback is then right
+            evidence.append(f"no label map; {rows} labels, as adapters assumes without one")
+        elif flex_type != "question_answering" and not has_label2id:
             findings.append(finding(
                 "HC109",
                 f"{inp.label_file} has no label2id; adapters would assume 2 labels"
@@ -181,10 +185,8 @@ def _judge_loss(inp: StaticInput, num_labels: int | None, problem_type: str | No
         findings.append(finding(
             # transformers records problem_type at the first forward with labels: its absence says the loss was
             # computed outside the model (as multi-label training loops do) or the model was never trained
-            "HC117", "problem_type not recorded, so no forward pass with labels set it (loss computed outside the "
-                     "model, or never trained): assuming single-label classification",
+            "HC117", "problem_type unset: no forward pass with labels set it; single-label assumed",
             file=inp.label_file, key="problem_type",
-            hint="set problem_type: multi_label_classification if the model is multi-label",
         ))
         return "classification", "single_label_classification"
     return "classification", problem_type

@@ -23,7 +23,7 @@ from ..read.pickle_index import read_pickle_index
 from ..read.safetensors_header import nbytes, read_safetensors_index
 from .plan import Migration, MigrationError, plan_for
 from .safetensors_writer import WRITERS, PendingTensor, write_safetensors
-from .tensor_bytes import digest_of, tensor_chunks, zero_chunks
+from .tensor_bytes import digest_of, file_chunks, tensor_chunks, zero_chunks
 from .torch_zip_writer import write_torch_zip
 
 
@@ -70,6 +70,7 @@ class MigrateResult:
     rescan: Report | None = None
     comparison: Any = None  # verify.Comparison when verify=True (its module imports torch)
     replaced_entries: int = 0  # files and folders of the previous `out` that --force replaced
+    files_checked: int = 0  # files copied as they were, each compared byte for byte with its source
 
 
 def prepare(source: Path, *, head_name: str | None = None, head_type: str | None = None,
@@ -87,10 +88,12 @@ def prepare(source: Path, *, head_name: str | None = None, head_type: str | None
 def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type: str | None = None,
             num_choices: int | None = None, force: bool = False, verify: bool = False,
             base: Path | str | None = None, on_bytes: Callable[[int], None] | None = None,
+            on_stage: Callable[[str], None] | None = None,
             accept: Callable[[Path], None] | None = None) -> MigrateResult:
     """Write the flex-head checkpoint to `out`. With `verify`, original and result are loaded with
     transformers/adapters (`base`: the base model of an adapter folder) and must give the same outputs and
-    loss; `accept(folder)` may check the finished output too. Both run before the output is renamed into
+    loss (`on_stage` hears when that starts: loading two models reports no bytes); `accept(folder)` may
+    check the finished output too. Both run before the output is renamed into
     place, and a failure (MigrationError) discards it."""
     source, out = Path(source).resolve(), Path(out).resolve()
     if out == source or source in out.parents:
@@ -105,7 +108,8 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
         compare = _verifier() if verify else None
         report, migration = prepare(source, head_name=head_name, head_type=head_type, num_choices=num_choices)
         comparisons: list = []
-        checks = [_verify_check(compare, source, base, report.head.architecture, comparisons)] if compare else []
+        checks = ([_verify_check(compare, source, base, report.head.architecture, comparisons, on_stage)]
+                  if compare else [])
         checks += [accept] if accept is not None else []
         return _run(source, out, report, migration, checks, comparisons, replaced, on_bytes)
 
@@ -117,7 +121,9 @@ def _run(source, out, report, migration, checks, comparisons, replaced, on_bytes
     try:
         tmp.mkdir(parents=True)
         digests = _write(source, tmp, migration, on_bytes)
+        copied = _copy_rest(source, tmp, migration)
         checked = _check_bytes(tmp, migration, digests) + _check_duplicates(source, migration)
+        files_checked = _check_copies(source, tmp, copied)
         rescan = scan_path(tmp)
         if rescan.verdict is not Verdict.ALREADY_FLEX:
             raise MigrationError(f"the rewritten checkpoint scans as {rescan.verdict.value}, not already-flex: "
@@ -135,7 +141,7 @@ def _run(source, out, report, migration, checks, comparisons, replaced, on_bytes
         raise
     # the output is the checked folder, renamed: its rescan only needs the new name
     return MigrateResult(report, migration, out, checked, dataclasses.replace(rescan, source=str(out)),
-                         comparisons[0] if comparisons else None, replaced)
+                         comparisons[0] if comparisons else None, replaced, files_checked)
 
 
 def verify_stack_problem() -> str | None:
@@ -189,10 +195,12 @@ def _first_mismatch(error: str) -> str:
 
 
 def _verify_check(compare, source: Path, base: Path | str | None, original_class: str | None,
-                  comparisons: list) -> Callable[[Path], None]:
+                  comparisons: list, on_stage: Callable[[str], None] | None) -> Callable[[Path], None]:
     """The outputs comparison as a check of the finished output, before it is renamed into place."""
 
     def check(folder: Path) -> None:
+        if on_stage is not None:
+            on_stage("verify: loading the original and the result, comparing outputs")
         try:
             comparison = compare(source, folder, base=base, original_class=original_class)
         except (ValueError, OSError) as exc:  # no base model to load an adapter onto, or it cannot be loaded
@@ -227,6 +235,11 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tupl
         _write_index(tmp, migration)
     for name, content in migration.configs.items():
         (tmp / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return digests
+
+
+def _copy_rest(source: Path, tmp: Path, migration: Migration) -> list[Path]:
+    """Copy every entry the plan does not rewrite (tokenizer, card, ...); return the regular files copied."""
     replaced = set(migration.replaced_files) | set(migration.configs) | {o.name for o in migration.outputs}
     for entry in sorted(source.iterdir()):
         if entry.name in replaced:
@@ -235,7 +248,17 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tupl
             shutil.copytree(entry, tmp / entry.name, symlinks=True)
         else:
             shutil.copy2(entry, tmp / entry.name)
-    return digests
+    copied = [path for entry in sorted(tmp.iterdir()) if entry.name not in replaced
+              for path in ([entry] if not entry.is_dir() else sorted(entry.rglob("*")))]
+    return [path.relative_to(tmp) for path in copied if path.is_file() and not path.is_symlink()]
+
+
+def _check_copies(source: Path, tmp: Path, copied: list[Path]) -> int:
+    """Each copied file must hold its source's bytes (an already-flex migrate is nothing but such copies)."""
+    for name in copied:
+        if digest_of(file_chunks(tmp / name)) != digest_of(file_chunks(source / name)):
+            raise MigrationError(f"{tmp / name}: the copy differs from {source / name}; nothing written")
+    return len(copied)
 
 
 def _write_index(tmp: Path, migration: Migration) -> None:

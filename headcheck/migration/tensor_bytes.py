@@ -93,6 +93,13 @@ def zero_chunks(length: int) -> Iterator[memoryview]:
         length -= min(len(zeros), length)
 
 
+def file_chunks(path: Path) -> Iterator[memoryview]:
+    """A whole file's bytes, a window at a time (copied files are compared with their source this way)."""
+    with open(path, "rb") as handle:
+        while block := handle.read(WINDOW):
+            yield memoryview(block)
+
+
 def digest_of(chunks: Iterator[memoryview]) -> bytes:
     """xxh3-128 of a tensor's bytes: what the write saw, compared with what the file holds afterwards."""
     digest = xxhash.xxh3_128()

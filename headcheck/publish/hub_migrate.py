@@ -46,7 +46,8 @@ def staged(repo: HubRepo, near: Path) -> Iterator[Path]:
 
 
 def migrate_hub(repo: HubRepo, report: Report, out: Path, **options) -> HubMigration:
-    """`options` as for migration.run.migrate (force, verify, base, head_name, num_choices, on_bytes)."""
+    """`options` as for migration.run.migrate (force, verify, base, head_name, num_choices, on_bytes,
+    on_stage)."""
     with staged(repo, out.resolve().parent) as folder:
         result = migrate(folder, out, **options)
     return HubMigration(repo, report, result)

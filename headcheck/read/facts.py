@@ -136,7 +136,12 @@ def build_facts(path: Path) -> Facts:
             raise _weights_alone(str(path), "beside it")
         return build_facts_from(LocalFolder(path.parent))
     collector = _Collector()
-    _collect_file(collector, path)
+    try:
+        _collect_file(collector, path)
+    except (InputError, NothingScannedError) as exc:  # the readers name the file alone: say which folder it is in
+        if str(exc).startswith(f"{path.name}:") and str(path) != path.name:
+            exc.args = (f"{path}{str(exc)[len(path.name):]}",)
+        raise
     return _facts(str(path), (path.name,), collector, None)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..model import SCHEMA_VERSION
+
 # the keys migrate sets in a config file; the dry-run preview shows these (every other key is kept as it was)
 CHANGED_KEYS = ("architectures", "adapters", "prediction_heads", "model_class", "config", "name")
 
@@ -15,7 +17,8 @@ def render_migration(report, migration, result, *, verbose: bool = False, writte
     then, for a real run, the verify figures and what was written (`written_to`: how to name the output
     folder, default its path)."""
     target = report.plan.adapter_model_class if report.plan else "already flex: a checked copy, nothing rewritten"
-    lines = [f"{report.source}: {report.head.type} head ({report.head.architecture}) -> {target}"]
+    problem = f", {report.head.problem_type}" if report.head.problem_type == "regression" else ""
+    lines = [f"{report.source}: {report.head.type} head{problem} ({report.head.architecture}) -> {target}"]
     lines += _plan_lines(migration) if result is None or verbose else [f"  {_counts(migration)}"]
     if result is None:
         lines.append("dry run: nothing written")
@@ -24,8 +27,10 @@ def render_migration(report, migration, result, *, verbose: bool = False, writte
         lines.append(render_comparison(result.comparison))
     if result.replaced_entries:
         lines.append(f"replaced the previous {result.out} ({result.replaced_entries} entries, --force)")
-    lines.append(f"wrote {written_to or result.out}: {result.tensors_checked} tensors byte-checked against the source, "
-                 f"rescan: {result.rescan.verdict.value}")
+    checked = [f"{result.tensors_checked} tensors"] if migration.outputs else []
+    checked += [f"{result.files_checked} copied file{'s' if result.files_checked != 1 else ''}"] if result.files_checked else []
+    lines.append(f"wrote {written_to or result.out}: {' and '.join(checked) or 'nothing'} byte-checked against the "
+                 f"source, rescan: {result.rescan.verdict.value}")
     return "\n".join(lines)
 
 
@@ -38,12 +43,14 @@ def migration_dict(report, migration, result) -> dict[str, Any]:
     """`migrate --format json`: the result for scripts."""
     comparison = result.comparison if result is not None else None
     return {
+        "schema_version": SCHEMA_VERSION,
         "source": report.source,
         "verdict": report.verdict.value,
         "out": str(result.out) if result is not None else None,
         "adapter_model_class": report.plan.adapter_model_class if report.plan else None,
         "head_name": report.plan.head_name if report.plan else report.head.name,
         "tensors_checked": result.tensors_checked if result is not None else 0,
+        "files_checked": result.files_checked if result is not None else 0,
         "rescan_verdict": result.rescan.verdict.value if result is not None else None,
         "renames": [{"file": o.name, "source": m.source.name, "target": m.target}
                     for o in migration.outputs for m in o.moves if m.target != m.source.name],
@@ -52,7 +59,7 @@ def migration_dict(report, migration, result) -> dict[str, Any]:
                   for o in migration.outputs for a in o.added],
         "dropped": [{"tensor": name, "reason": why} for name, why in migration.dropped],
         "configs": sorted(migration.configs),
-        "verify": None if comparison is None else {
+        "comparison": None if comparison is None else {  # MigrateResult.comparison, the API's name
             "max_logits_diff": comparison.max_logits_diff, "loss_diff": comparison.loss_diff,
             "tolerance": comparison.tolerance, "missing_keys": list(comparison.missing_keys),
             "unexpected_keys": list(comparison.unexpected_keys), "ok": comparison.ok},
@@ -64,6 +71,8 @@ def render_migration_json(report, migration, result) -> str:
 
 
 def _counts(migration) -> str:
+    if not (migration.outputs or migration.configs):
+        return "nothing to rewrite: every file copied as it is"
     moves = [m for o in migration.outputs for m in o.moves]
     renamed = sum(m.target != m.source.name for m in moves)
     added = sum(len(o.added) for o in migration.outputs)
