@@ -160,3 +160,27 @@ def test_14_the_migrate_summary_says_regression(tmp_path):
     result = run_cli("migrate", regression, "--out", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert "classification head, regression (BertForSequenceClassification)" in result.stdout.splitlines()[0]
+
+
+FIXTURE_FOLDERS = sorted({p.parent for root in ("checkpoints", "writers")
+                          for p in (REPO / "tests" / "fixtures" / root).rglob("config.json")})
+
+
+@pytest.mark.parametrize("folder", FIXTURE_FOLDERS, ids=lambda p: str(p.relative_to(REPO / "tests" / "fixtures")))
+def test_no_fixture_with_keys_past_the_base_model_is_called_no_head(folder):
+    """The issue's acceptance: weights outside the base model's prefix are never 'no head'."""
+    from headcheck.errors import InputError, NothingScannedError
+    from headcheck.judge.engine import scan_facts
+    from headcheck.judge.full_model import model_type_of
+    from headcheck.judge.static import head_keys
+    from headcheck.read.facts import build_facts
+
+    try:
+        facts = build_facts(folder)
+    except (InputError, NothingScannedError):
+        pytest.skip("unreadable on purpose (a hostile fixture): nothing to classify")
+    tensors = facts.weights.get("model") or {}
+    past_the_base = head_keys(tensors, model_type_of(facts.doc("model") or {}))
+    if not past_the_base:
+        pytest.skip("every tensor is the base model's")
+    assert scan_facts(facts).verdict.value != "no-head", past_the_base[:5]
