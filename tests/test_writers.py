@@ -35,10 +35,12 @@ NOT_LOADABLE = {
 }
 
 # settings transformers 4.57 reads from other keys: these load with the writer's outputs only because migrate
-# writes them its way (HC133; before, all three were refused with HC127)
+# writes them its way (HC133; before, all but llama-causal, whose rope_theta is 4.57's default, were refused with
+# HC127; without the rewrite, logits differ by 3e-3 (dynamic) to 19 (t5-v1_1))
 REWRITTEN_SETTINGS = {
     "transformers-5.24.0/llama-causal", "transformers-5.24.0/llama-causal-rope-linear",
-    "transformers-5.24.0/t5-v1_1", "transformers-5.24.0/t5-v1_1-tied",
+    "transformers-5.24.0/llama-causal-rope-dynamic", "transformers-5.24.0/llama-causal-rope-yarn",
+    "transformers-5.24.0/llama-causal-rope-llama3", "transformers-5.24.0/t5-v1_1", "transformers-5.24.0/t5-v1_1-tied",
 }
 
 
@@ -158,6 +160,10 @@ def load(folder: Path, expected: dict, root: Path):
 V5_SETTINGS = {
     "llama-causal-rope-linear": ([("rope_theta", None, 10000.0),
                                   ("rope_scaling", None, {"rope_type": "linear", "factor": 2.0})], []),
+    "llama-causal-rope-yarn": ([("rope_theta", None, 5000.0),
+                                ("rope_scaling", None, {"rope_type": "yarn", "factor": 4.0, "beta_fast": 16.0,
+                                                        "truncate": False, "original_max_position_embeddings": 16})],
+                               []),
     "t5-v1_1": ([("tie_word_embeddings", True, False)], []),  # lm_head.weight stored: untied as it is
     "t5-v1_1-tied": ([("tie_word_embeddings", True, False)], [("shared.weight", "heads.summary.0.weight")]),
 }
