@@ -127,12 +127,15 @@ def _rope(config: Mapping[str, Any], config_file: str) -> Finding | _Carried | N
     rope_type = params.get("rope_type") or params.get("type") or "default"
     theta = params.get("rope_theta", config.get("rope_theta", DEFAULT_ROPE_THETA))
     read_theta = config.get("rope_theta", DEFAULT_ROPE_THETA)
-    if rope_type == "default" and theta == read_theta and "rope_theta" in config:
-        return None
     shown = "{" + ", ".join(f"{k}: {_show(v)}" for k, v in params.items()) + "}"
     what = f"rope_parameters {shown} (written by transformers 5), where transformers 4.57 reads rope_theta and " \
            "rope_scaling"
-    same = rope_type == "default" and theta == read_theta  # 4.57's default base: it computes the same
+    # 4.57's default base: it computes the same (RoPE per layer type in a Llama/Mistral config: unknown, refused)
+    nested = any(isinstance(v, Mapping) for v in params.values())
+    same = rope_type == "default" and theta == read_theta and not (nested and config.get("model_type") in
+                                                                   ROPE_THETA_FAMILIES)
+    if same and "rope_theta" in config:  # already written the way 4.57 reads it
+        return None
     blocked = _rope_blocked(config, params, rope_type, theta)
     if blocked:
         if same:
