@@ -90,6 +90,15 @@ class Rename:
 
 
 @dataclass(frozen=True)
+class ConfigChange:
+    """A config.json key migrate writes (HC133: a setting written the way transformers 4.57 reads it)."""
+
+    key: str
+    old: Any  # None when the key is absent
+    new: Any
+
+
+@dataclass(frozen=True)
 class Plan:
     """What migrate will do: the flex class, the head config, and every tensor rename."""
 
@@ -99,6 +108,8 @@ class Plan:
     renames: tuple[Rename, ...]
     config_file: str  # config.json for full models, head_config.json for adapter folders
     dropped: tuple[str, ...] = ()  # tensors left out on purpose (tied duplicates), with reason in findings
+    config_changes: tuple[ConfigChange, ...] = ()  # config.json keys written for transformers 4.57 (HC133)
+    copies: tuple[Rename, ...] = ()  # source tensors also written under another name (HC133), bytes unchanged
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,8 @@ class Report:
             plan = asdict(self.plan)
             plan["renames"] = [asdict(r) for r in self.plan.renames]
             plan["dropped"] = list(self.plan.dropped)
+            plan["config_changes"] = [asdict(c) for c in self.plan.config_changes]
+            plan["copies"] = [asdict(c) for c in self.plan.copies]
         return {
             "schema_version": SCHEMA_VERSION,
             "headcheck_version": __version__,

@@ -19,7 +19,7 @@ from ..model import Head, Kind, Layout, Report, Severity
 from ..read.local import names_hub_repo
 from .legacy_activations import legacy_activation_findings
 from .remote_code import remote_code_findings
-from .writer_settings import unread_settings
+from .writer_settings import settings_rewrite
 
 ROLE_DESCRIPTIONS = {
     "mlx": "an MLX-LM LoRA adapter config (not adapters, not PEFT)",
@@ -96,8 +96,14 @@ def scan_facts(facts: Facts, head_type: str | None = None, base_config: dict | N
             extra.append(finding("HC119", f"{doc.file} is {ROLE_DESCRIPTIONS[role]}; ignored", file=doc.file))
     extra.extend(_card_findings(facts))
     extra.extend(invertible_lm_head_findings(facts, judgement.head))
+    plan = judgement.plan
     if facts.doc("model") is not None:
-        extra.extend(unread_settings(facts.doc("model"), facts.doc_file("model") or "config.json"))
+        # settings transformers 4.57 reads differently: written its way in a full model's conversion, else HC127
+        full = kind is Kind.FULL_MODEL
+        rewrite = settings_rewrite(facts.doc("model"), facts.doc_file("model") or "config.json",
+                                   facts.weights.get("model", {}), plan if full else None)
+        extra.extend(rewrite.findings)
+        plan = rewrite.plan if full else plan
         extra.extend(remote_code_findings(facts.doc("model"), facts.doc_file("model") or "config.json"))
     for role in ("model", "head"):
         if facts.doc(role) is not None:
@@ -119,7 +125,7 @@ def scan_facts(facts: Facts, head_type: str | None = None, base_config: dict | N
         head=_with_base_evidence(judgement.head, base_name, base_config),
         verdict=verdict,
         findings=tuple(sorted(findings, key=lambda f: (-f.severity, f.rule))),
-        plan=judgement.plan if verdict.value == "convertible" else None,
+        plan=plan if verdict.value == "convertible" else None,
         files=facts.files,
     )
 

@@ -30,6 +30,7 @@ class TensorMove:
     source: TensorInfo
     target: str
     shape: tuple[int, ...]  # may differ from the source only by dropped unit dimensions (final_logits_bias)
+    copy: bool = False  # a second copy of a source tensor that is also written under its own (renamed) name
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,16 @@ def _place(report: Report, facts: Facts, fam: Mapping[str, Any], layout: Mapping
     return placed
 
 
+def _copy_tensors(report: Report, facts: Facts, head_name: str, sharded: bool, placed: _Placement) -> None:
+    """Tensors the plan stores twice (HC133: T5's lm_head as a copy of the shared embeddings), bytes unchanged."""
+    prefix = f"heads.{report.plan.head_name}."
+    for copy in report.plan.copies:
+        info = facts.weights["model"][copy.source]
+        target = copy.target.replace(prefix, f"heads.{head_name}.", 1)
+        moves = placed.moves_by_file.setdefault(_output_name(info.file, sharded), [])
+        moves.append(TensorMove(info, target, info.shape, copy=True))
+
+
 def _untie_embeddings(layout: Mapping[str, Any], config: dict[str, Any], placed: _Placement) -> dict[str, Any]:
     """Where the AdapterModel treats tied embeddings differently (T5 QA): store the copies, untie in config."""
     untie = layout.get("when_embeddings_tied")
@@ -202,7 +213,7 @@ def _untie_embeddings(layout: Mapping[str, Any], config: dict[str, Any], placed:
     by_target = {m.target: (file, m) for file, moves in placed.moves_by_file.items() for m in moves}
     for target, copied in untie["copy_tensors"].items():
         file, move = by_target[copied]
-        placed.moves_by_file[file].append(TensorMove(move.source, target, move.shape))
+        placed.moves_by_file[file].append(TensorMove(move.source, target, move.shape, copy=True))
     return {**config, **untie["model_config"]}
 
 
@@ -218,10 +229,12 @@ def _added_tensors(fam: Mapping[str, Any], config: Mapping[str, Any], placed: _P
 
 def plan_full_model(report: Report, facts: Facts, head_name: str) -> Migration:
     config = lora_scaling.migrated_copy(migrated_copy(facts.doc("model") or {}, "model"))
+    config.update({change.key: change.new for change in report.plan.config_changes})  # HC133: as 4.57 reads them
     fam = layouts.family(report.model_type) or {}
     layout = layouts.static_layout(report.head.architecture or "") or {}
     sharded = facts.weight_files["model"][0].endswith(".index.json")
     placed = _place(report, facts, fam, layout, head_name, sharded)
+    _copy_tensors(report, facts, head_name, sharded, placed)
     config = _untie_embeddings(layout, config, placed)
     first_file = sorted(placed.moves_by_file)[0]
     added = _added_tensors(fam, config, placed, placed.moves_by_file[first_file][0].source.dtype)

@@ -108,8 +108,7 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
         compare = _verifier() if verify else None
         report, migration = prepare(source, head_name=head_name, head_type=head_type, num_choices=num_choices)
         comparisons: list = []
-        checks = ([_verify_check(compare, source, base, report.head.architecture, comparisons, on_stage)]
-                  if compare else [])
+        checks = [_verify_check(compare, source, base, report, comparisons, on_stage)] if compare else []
         checks += [accept] if accept is not None else []
         return _run(source, out, report, migration, checks, comparisons, replaced, on_bytes)
 
@@ -194,15 +193,17 @@ def _first_mismatch(error: str) -> str:
     return first + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else "")
 
 
-def _verify_check(compare, source: Path, base: Path | str | None, original_class: str | None,
-                  comparisons: list, on_stage: Callable[[str], None] | None) -> Callable[[Path], None]:
-    """The outputs comparison as a check of the finished output, before it is renamed into place."""
+def _verify_check(compare, source: Path, base: Path | str | None, report: Report, comparisons: list,
+                  on_stage: Callable[[str], None] | None) -> Callable[[Path], None]:
+    """The outputs comparison as a check of the finished output, before it is renamed into place (the original
+    loads with its own class, and the settings the plan writes for transformers 4.57, HC133)."""
 
     def check(folder: Path) -> None:
         if on_stage is not None:
             on_stage("verify: loading the original and the result, comparing outputs")
         try:
-            comparison = compare(source, folder, base=base, original_class=original_class)
+            comparison = compare(source, folder, base=base, original_class=report.head.architecture,
+                                 plan=report.plan)
         except (ValueError, OSError) as exc:  # no base model to load an adapter onto, or it cannot be loaded
             raise VerifyFailedError(f"--verify: {str(exc).splitlines()[0]} (see --base)") from None
         except RuntimeError as exc:  # torch's load_state_dict: the base model is of another size

@@ -28,6 +28,9 @@ class Comparison:
     tolerance: float
     missing_keys: tuple[str, ...]
     unexpected_keys: tuple[str, ...]
+    # HC133: the original was loaded with these settings written the way transformers 4.57 reads them (config keys,
+    # and "target = source" tensor copies), as the migrated checkpoint has them
+    rewritten: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -126,12 +129,13 @@ def _quiet_loading():
 
 
 def compare(original: Path, migrated: Path, base: Path | str | None = None,
-            original_class: str | None = None) -> Comparison:
+            original_class: str | None = None, plan=None) -> Comparison:
     with _quiet_loading():
-        return _compare(original, migrated, base, original_class)
+        return _compare(original, migrated, base, original_class, plan)
 
 
-def _compare(original: Path, migrated: Path, base: Path | str | None, original_class: str | None) -> Comparison:
+def _compare(original: Path, migrated: Path, base: Path | str | None, original_class: str | None,
+             plan=None) -> Comparison:
     """Run both checkpoints on the same fixed inputs. `original_class` is the transformers class the original
     loads with (default: its config's architectures; a flex original loads with AutoAdapterModel); `base` is
     the base model for adapter folders (default: the model_name in adapter_config.json, a folder or Hub id)."""
@@ -139,7 +143,7 @@ def _compare(original: Path, migrated: Path, base: Path | str | None, original_c
 
     if (migrated / "head_config.json").exists():
         return _compare_adapter(original, migrated, base)
-    before = _load_original(original, original_class)
+    before, rewritten = _load_original(original, original_class, plan)
     flex, info = adapters.AutoAdapterModel.from_pretrained(migrated, output_loading_info=True)
     flex.eval()
     head_name, head_config = next(iter(flex.config.prediction_heads.items()))
@@ -149,18 +153,35 @@ def _compare(original: Path, migrated: Path, base: Path | str | None, original_c
     inputs = fixed_inputs(before.config, head_config, head_config.get("num_choices"))
     diff, loss = _difference(model_outputs(before, inputs), model_outputs(flex, inputs))
     return Comparison(diff, loss, ATOL.get(before.dtype, DEFAULT_ATOL),
-                      tuple(info["missing_keys"]), tuple(info["unexpected_keys"]))
+                      tuple(info["missing_keys"]), tuple(info["unexpected_keys"]), rewritten)
 
 
-def _load_original(original: Path, original_class: str | None):
+def _load_original(original: Path, original_class: str | None, plan=None):
+    """The original as the installed transformers computes it; with PLAN's HC133 rewrite (settings a newer
+    transformers wrote that this one reads from other keys) applied the way migrate writes it."""
     import adapters
     import transformers
 
     config = json.loads((original / "config.json").read_text())
     name = original_class or next(iter(config.get("architectures") or []), None)
-    if isinstance(name, str) and hasattr(transformers, name):
-        return getattr(transformers, name).from_pretrained(original).eval()
-    return adapters.AutoAdapterModel.from_pretrained(original).eval()  # flex (or legacy flex) as it is
+    if not (isinstance(name, str) and hasattr(transformers, name)):
+        return adapters.AutoAdapterModel.from_pretrained(original).eval(), ()  # flex (or legacy flex) as it is
+    changes = tuple(plan.config_changes) if plan is not None else ()
+    model = getattr(transformers, name).from_pretrained(original, **{c.key: c.new for c in changes}).eval()
+    copies = [(_static_name(name, copy.target), copy.source) for copy in (plan.copies if plan is not None else ())]
+    with torch.no_grad():
+        for target, source in copies:  # e.g. T5's lm_head, which transformers 5 tied to the embeddings
+            model.get_parameter(target).copy_(model.get_parameter(source))
+    return model, (*(c.key for c in changes), *(f"{target} = {source}" for target, source in copies))
+
+
+def _static_name(class_name: str, flex_name: str) -> str:
+    """heads.<name>.<i>.<param> -> the static class's name of the same parameter (its layout's layer i)."""
+    from ..judge import layouts
+
+    _, _, index, param = flex_name.split(".", 3)
+    modules = {layer.index: layer.module for layer in layouts.static_layers(layouts.static_layout(class_name) or {})}
+    return f"{modules[int(index)]}.{param}"
 
 
 def _compare_adapter(original: Path, migrated: Path, base: Path | str | None) -> Comparison:

@@ -19,7 +19,8 @@ def render_migration(report, migration, result, *, verbose: bool = False, writte
     target = report.plan.adapter_model_class if report.plan else "already flex: a checked copy, nothing rewritten"
     problem = f", {report.head.problem_type}" if report.head.problem_type == "regression" else ""
     lines = [f"{report.source}: {report.head.type} head{problem} ({report.head.architecture}) -> {target}"]
-    lines += _plan_lines(migration) if result is None or verbose else [f"  {_counts(migration)}"]
+    set_keys = tuple(c.key for c in report.plan.config_changes) if report.plan else ()
+    lines += _plan_lines(migration, set_keys) if result is None or verbose else [f"  {_counts(migration)}"]
     if result is None:
         lines.append("dry run: nothing written")
         return "\n".join(lines)
@@ -35,8 +36,11 @@ def render_migration(report, migration, result, *, verbose: bool = False, writte
 
 
 def render_comparison(c) -> str:
-    return (f"verify: max |logits diff| {c.max_logits_diff:.3g}, |loss diff| {c.loss_diff:.3g} "
+    line = (f"verify: max |logits diff| {c.max_logits_diff:.3g}, |loss diff| {c.loss_diff:.3g} "
             f"(tolerance {c.tolerance:g}); missing keys {len(c.missing_keys)}, unexpected keys {len(c.unexpected_keys)}")
+    rewritten = getattr(c, "rewritten", ())
+    return line + (f"; the original loaded with {', '.join(rewritten)} as migrate writes them for transformers 4.57"
+                   if rewritten else "")
 
 
 def migration_dict(report, migration, result) -> dict[str, Any]:
@@ -54,6 +58,10 @@ def migration_dict(report, migration, result) -> dict[str, Any]:
         "rescan_verdict": result.rescan.verdict.value if result is not None else None,
         "renames": [{"file": o.name, "source": m.source.name, "target": m.target}
                     for o in migration.outputs for m in o.moves if m.target != m.source.name],
+        "copies": [{"file": o.name, "source": m.source.name, "target": m.target}
+                   for o in migration.outputs for m in o.moves if m.copy],
+        "config_changes": [{"key": c.key, "old": c.old, "new": c.new}
+                           for c in (report.plan.config_changes if report.plan else ())],
         "kept": sum(m.target == m.source.name for o in migration.outputs for m in o.moves),
         "added": [{"file": o.name, "target": a.target, "shape": list(a.shape), "reason": a.reason}
                   for o in migration.outputs for a in o.added],
@@ -62,7 +70,8 @@ def migration_dict(report, migration, result) -> dict[str, Any]:
         "comparison": None if comparison is None else {  # MigrateResult.comparison, the API's name
             "max_logits_diff": comparison.max_logits_diff, "loss_diff": comparison.loss_diff,
             "tolerance": comparison.tolerance, "missing_keys": list(comparison.missing_keys),
-            "unexpected_keys": list(comparison.unexpected_keys), "ok": comparison.ok},
+            "unexpected_keys": list(comparison.unexpected_keys), "ok": comparison.ok,
+            "rewritten": list(comparison.rewritten)},
     }
 
 
@@ -83,12 +92,15 @@ def _counts(migration) -> str:
     return "; ".join(parts) + " (the whole plan: --dry-run or --verbose)"
 
 
-def _plan_lines(migration) -> list[str]:
+def _plan_lines(migration, set_keys: tuple[str, ...] = ()) -> list[str]:
+    """SET_KEYS: config keys the plan writes for transformers 4.57 (HC133), shown with the keys migrate sets."""
     lines = []
     for output in migration.outputs:
         lines.append(f"  {output.name}:")
         for move in output.moves:
-            if move.target != move.source.name:
+            if move.copy:
+                lines.append(f"    copy   {move.source.name} -> {move.target}")
+            elif move.target != move.source.name:
                 lines.append(f"    rename {move.source.name} -> {move.target}")
         kept = sum(1 for m in output.moves if m.target == m.source.name)
         if kept:
@@ -98,7 +110,7 @@ def _plan_lines(migration) -> list[str]:
     for name, why in migration.dropped:
         lines.append(f"  drop   {name} ({why})")
     for name, content in migration.configs.items():
-        shown = {k: content[k] for k in CHANGED_KEYS if k in content}
+        shown = {k: content[k] for k in (*CHANGED_KEYS, *set_keys) if k in content}
         hidden = len(content) - len(shown)
         lines.append(f"  write  {name}" + (f" (the keys migrate sets; {hidden} other keys kept as they were):"
                                            if hidden else ":"))

@@ -62,5 +62,8 @@ def render_text(report: Report, color: bool = False) -> str:
     if report.plan is not None:
         plan = report.plan
         lines.append(f"  plan      {plan.adapter_model_class}, head {plan.head_name!r} "
-                     f"({plan.head_config.get('head_type')}), {len(plan.renames)} tensor renames")
+                     f"({plan.head_config.get('head_type')}), {len(plan.renames)} tensor renames"
+                     + (f", {len(plan.config_changes)} config keys written for transformers 4.57"
+                        if plan.config_changes else "")
+                     + (f", {len(plan.copies)} tensor copies" if plan.copies else ""))
     return "\n".join(lines)
