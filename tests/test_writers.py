@@ -230,5 +230,5 @@ def test_verify_loads_the_original_with_the_settings_written_for_4_57(name, rewr
     folder = WRITERS / "transformers-5.24.0" / name
     migrated = run_cli("migrate", folder, "--out", tmp_path / "out", "--verify", "--format", "json")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-    verify = json.loads(migrated.stdout)["verify"]
+    verify = json.loads(migrated.stdout)["comparison"]
     assert verify["ok"] and verify["rewritten"] == rewritten, verify

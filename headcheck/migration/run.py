@@ -242,16 +242,17 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tupl
 def _copy_rest(source: Path, tmp: Path, migration: Migration) -> list[Path]:
     """Copy every entry the plan does not rewrite (tokenizer, card, ...); return the regular files copied."""
     replaced = set(migration.replaced_files) | set(migration.configs) | {o.name for o in migration.outputs}
+    copied = []
     for entry in sorted(source.iterdir()):
         if entry.name in replaced:
             continue
         if entry.is_dir():
             shutil.copytree(entry, tmp / entry.name, symlinks=True)
+            copied += [p.relative_to(source) for p in sorted(entry.rglob("*")) if p.is_file() and not p.is_symlink()]
         else:
             shutil.copy2(entry, tmp / entry.name)
-    copied = [path for entry in sorted(tmp.iterdir()) if entry.name not in replaced
-              for path in ([entry] if not entry.is_dir() else sorted(entry.rglob("*")))]
-    return [path.relative_to(tmp) for path in copied if path.is_file() and not path.is_symlink()]
+            copied.append(entry.relative_to(source))
+    return copied
 
 
 def _check_copies(source: Path, tmp: Path, copied: list[Path]) -> int:
