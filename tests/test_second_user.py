@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -184,3 +187,15 @@ def test_no_fixture_with_keys_past_the_base_model_is_called_no_head(folder):
     if not past_the_base:
         pytest.skip("every tensor is the base model's")
     assert scan_facts(facts).verdict.value != "no-head", past_the_base[:5]
+
+
+def test_1_the_hook_refuses_a_push_of_a_hand_written_head(hand_made, tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(hand_made / "BertRegressor", repo / "model")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "model"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    result = subprocess.run([sys.executable, "-m", "headcheck", "hook", "run", "--ref", "HEAD"], cwd=repo,
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "HC101" in result.stdout + result.stderr
