@@ -385,8 +385,9 @@ FOLDERS: dict[str, Want] = {
         full("masked_lm", verdict="not-convertible", rules={"HC106"}),
     "shard_index/reubzdubz__Molmo7B_D_NF4Quant__model.safetensors.index.json": full(rules={"HC130"}),  # custom code
     # no config in the corpus: weights alone, model_type unknown - only no crash + kind
-    "shard_index/NealKapadia__summarizer__pytorch_model.bin.index.json": full(),
-    "shard_index/SsmallSong__TRL_FT__pytorch_model.bin.index.json": full(),
+    # no config.json of these repositories in the corpus: sharded weights alone say nothing of their head (issue 20 #2)
+    "shard_index/NealKapadia__summarizer__pytorch_model.bin.index.json": nothing("weights alone cannot be judged"),
+    "shard_index/SsmallSong__TRL_FT__pytorch_model.bin.index.json": nothing("weights alone cannot be judged"),
 }
 
 
