@@ -37,7 +37,7 @@ def render_migration(report, migration, result, *, verbose: bool = False, writte
 
 def render_comparison(c) -> str:
     line = (f"verify: max |logits diff| {c.max_logits_diff:.3g}, |loss diff| {c.loss_diff:.3g} "
-            f"(tolerance {c.tolerance:g}); missing keys {len(c.missing_keys)}, unexpected keys {len(c.unexpected_keys)}")
+            f"(tolerance {c.tolerance:.2g}); missing keys {len(c.missing_keys)}, unexpected keys {len(c.unexpected_keys)}")
     rewritten = getattr(c, "rewritten", ())
     return line + (f"; the original loaded with {', '.join(rewritten)} as migrate writes them for transformers 4.57"
                    if rewritten else "")
