@@ -119,6 +119,11 @@ class _Collector:
                 self.weight_files[role] = [rel]
                 self.weights[role] = {}
             return
+        for note in getattr(tensors, "notes", ()):  # read as torch.load reads it, but no writer wrote this
+            self.findings.append(Finding(
+                "HC134", Severity.WARNING,
+                f"{rel}: {note}; torch.load reads the file anyway, a strict reader refuses it",
+                file=rel, hint="re-save the weights (as safetensors) from a trusted copy"))
         if not twin:
             self.weights[role] = tensors
             self.weight_files[role] = list(files)
