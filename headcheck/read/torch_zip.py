@@ -1,7 +1,7 @@
 """A torch.save zip archive read as torch's own reader (miniz) reads it, or refused where Python's zipfile and
 torch would read different bytes: end records, names (the folder of the first entry, NUL bytes, case),
 flags and methods, local headers, sizes, overlaps, and a data.pkl whose inflation is bounded. What torch reads
-past though torch.save never writes it (records nothing references, a disagreeing data descriptor)
+past though torch.save never writes it (records nothing references, a disagreeing data descriptor or end record)
 comes back as notes.
 
 Hand-written checks on top of zipfile: no library compares two zip readers' views of one archive.
@@ -36,10 +36,12 @@ def _raw_name(info: zipfile.ZipInfo) -> bytes:
     return info.orig_filename.encode("utf-8" if info.flag_bits & _UTF8_NAME else "cp437")
 
 
-def _check_end_records(f: BinaryIO, zf: zipfile.ZipFile, rel_name: str) -> None:
+def _check_end_records(f: BinaryIO, zf: zipfile.ZipFile, rel_name: str, notes: list[str]) -> None:
     """torch's reader takes the central directory's offset, size and entry count from the end records;
     Python's zipfile reads the directory where it sits, shifting every entry by the difference (data before
-    the archive), and counts entries itself. Refuse unless both read the same directory."""
+    the archive), and counts entries itself. Refuse unless both read the same directory. Both take the
+    ZIP64 record's figures over the plain record's; a reader that trusts the plain record unless it is
+    saturated (as the format allows) reads another directory when the two disagree: a note."""
     infos = zf.infolist()
     at = f.seek(0, io.SEEK_END) - _END.size - len(zf.comment)
     f.seek(at)
@@ -56,6 +58,11 @@ def _check_end_records(f: BinaryIO, zf: zipfile.ZipFile, rel_name: str) -> None:
                 f.seek(record_at)
                 record = _END64.unpack(f.read(_END64.size))
                 ok = record[0] == b"PK\x06\x06"
+                saturated = (0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
+                plain = (count, cd_size, cd_offset)
+                if ok and any(p not in (z, full) for p, z, full in zip(plain, record[7:], saturated)):
+                    notes.append("its end record and ZIP64 end record give other central directory figures (entries, "
+                                 "size or offset); torch reads the ZIP64 ones")
                 count, cd_size, cd_offset = record[7:]
     listed = sum(_CENTRAL_RECORD + len(_raw_name(i)) + len(i.extra) + len(i.comment) for i in infos)
     if not (ok and (cd_offset, cd_size, count) == (zf.start_dir, listed, len(infos))):
@@ -157,7 +164,7 @@ def read_data_pkl(f: BinaryIO, rel_name: str, notes: list[str]) -> tuple[bytes, 
     what torch reads past is added to `notes`."""
     with zipfile.ZipFile(f) as zf:
         infos = zf.infolist()
-        _check_end_records(f, zf, rel_name)
+        _check_end_records(f, zf, rel_name, notes)
         folder = _archive_folder(infos, rel_name)
         info = next((i for i in infos if i.orig_filename == f"{folder}/data.pkl"), None)
         if info is None:
