@@ -17,7 +17,7 @@ from .judgement import Judgement, final_verdict, finding
 from ..model import Head, Kind, Layout, Report, Severity
 from ..read.local import names_hub_repo
 from .legacy_activations import legacy_activation_findings
-from .remote_code import remote_code_findings
+from .remote_code import remote_code_findings, side_config_findings
 from .writer_settings import unread_settings
 
 ROLE_DESCRIPTIONS = {
@@ -86,6 +86,7 @@ def scan_facts(facts: Facts, head_type: str | None = None, base_config: dict | N
     if facts.doc("model") is not None:
         extra.extend(unread_settings(facts.doc("model"), facts.doc_file("model") or "config.json"))
         extra.extend(remote_code_findings(facts.doc("model"), facts.doc_file("model") or "config.json"))
+    extra.extend(side_config_findings(facts.side_configs))
     for role in ("model", "head"):
         if facts.doc(role) is not None:
             extra.extend(legacy_activation_findings(facts.doc(role), role, facts.doc_file(role) or role))
