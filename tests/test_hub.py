@@ -291,3 +291,28 @@ def test_bulk_200_repos_with_8_jobs(hub, tmp_path):
     assert result.returncode == 2  # the worst outcome: one repository could not be read
     summary = result.stderr.strip().splitlines()[-1]
     assert summary.startswith("headcheck: 201 scanned:") and "error 1" in summary and "convertible 50" in summary
+
+
+def test_irregular_torch_file_and_tokenizer_code_are_reported_remotely_and_from_the_cache(hub, tmp_path):
+    """Issue 21: the HC134 notes of a .bin read by ranged reads survive the header cache; HC136 from a
+    tokenizer_config.json of the repository (the .npy check, HC135, is local only: it would download the arrays)."""
+    import shutil
+
+    from hostile import strict
+
+    folder = tmp_path / "irregular"
+    shutil.copytree(CHECKPOINTS / "bert-seq-cls-bin", folder)
+    tensors = {n: (i.dtype, i.shape) for n, i in scan_index(folder / "pytorch_model.bin").items()}
+    (folder / "pytorch_model.bin").write_bytes(strict.cases(tensors)["pickle-in-data-txt"])
+    (folder / "tokenizer_config.json").write_text(json.dumps({"auto_map": {"AutoTokenizer": ["tok.T", None]}}))
+    hub.add("acme/irregular", folder)
+    local = comparable(scan_path(folder))
+    assert {"HC134", "HC136"} <= {f["rule"] for f in local["findings"]}
+    assert comparable(scan_target("acme/irregular")) == local
+    assert comparable(scan_target("acme/irregular")) == local  # the second time from the header cache
+
+
+def scan_index(path: Path) -> dict:
+    from headcheck.read.pickle_index import read_pickle_index
+
+    return read_pickle_index(path, path.name)

@@ -18,7 +18,7 @@ from .judgement import Judgement, final_verdict, finding
 from ..model import Head, Kind, Layout, Report, Severity
 from ..read.local import names_hub_repo
 from .legacy_activations import legacy_activation_findings
-from .remote_code import remote_code_findings
+from .remote_code import remote_code_findings, side_config_findings
 from .writer_settings import settings_rewrite
 
 ROLE_DESCRIPTIONS = {
@@ -105,6 +105,7 @@ def scan_facts(facts: Facts, head_type: str | None = None, base_config: dict | N
         extra.extend(rewrite.findings)
         plan = rewrite.plan if full else plan
         extra.extend(remote_code_findings(facts.doc("model"), facts.doc_file("model") or "config.json"))
+    extra.extend(side_config_findings(facts.side_configs))
     for role in ("model", "head"):
         if facts.doc(role) is not None:
             extra.extend(legacy_activation_findings(facts.doc(role), role, facts.doc_file(role) or role))

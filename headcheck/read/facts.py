@@ -13,6 +13,7 @@ from .config_fields import check_fields
 from ..errors import InputError, NothingScannedError, UnsafePickleError
 from ..model import Finding, Severity
 from .local import LocalFolder, Source, check_not_pointer, read_card_file, read_json_file, read_weights_file
+from .numpy_header import pickled_arrays
 from .tensor_info import TensorInfo
 
 # Weight files by standard name -> weight role. safetensors first: transformers prefers it when both exist.
@@ -38,6 +39,9 @@ def files_of_role(files: tuple[str, ...], role: str) -> tuple[str, ...]:
                  or ((match := _SHARD.fullmatch(name)) is not None and match["stem"] in stems))
 CONFIG_FILES = ("config.json", "adapter_config.json", "head_config.json", "adapter_fusion_config.json")
 CARD_FILE = "README.md"
+# Configs of the tokenizer and processors: read only for the code they may load (auto_map), never judged
+SIDE_CONFIGS = ("tokenizer_config.json", "processor_config.json", "preprocessor_config.json",
+                "video_preprocessor_config.json")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class Facts:
     weight_files: Mapping[str, tuple[str, ...]]
     card: Mapping[str, Any] | None = None
     read_findings: tuple[Finding, ...] = field(default=())
+    side_configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # file -> SIDE_CONFIGS document
 
     def doc(self, role: str) -> Mapping[str, Any] | None:
         found = self.docs.get(role)
@@ -119,6 +124,11 @@ class _Collector:
                 self.weight_files[role] = [rel]
                 self.weights[role] = {}
             return
+        for note in getattr(tensors, "notes", ()):  # read as torch.load reads it, but no writer wrote this
+            self.findings.append(Finding(
+                "HC134", Severity.WARNING,
+                f"{rel}: {note}; torch.load reads the file anyway, a strict reader refuses it",
+                file=rel, hint="re-save the weights (as safetensors) from a trusted copy"))
         if not twin:
             self.weights[role] = tensors
             self.weight_files[role] = list(files)
@@ -174,7 +184,32 @@ def _read_folder(source: Source) -> Facts:
     card = source.read_card(CARD_FILE) if CARD_FILE in files else None
     if collector.weights and not collector.docs and not collector.findings:
         raise _weights_alone(source.label, "in the folder")
-    return _facts(source.label, files, collector, card)
+    if isinstance(source, LocalFolder) and (collector.docs or collector.weights):  # others would download them
+        _collect_pickled_arrays(collector, source.root, files)
+    return _facts(source.label, files, collector, card, _side_configs(source, files))
+
+
+def _collect_pickled_arrays(collector: _Collector, root: Path, files: tuple[str, ...]) -> None:
+    for name in files:
+        if name.endswith((".npy", ".npz")):
+            for line in pickled_arrays(root / name, name):
+                collector.findings.append(Finding(
+                    "HC135", Severity.WARNING, f"{line}: np.load loads it only with allow_pickle=True, which runs it; "
+                    "headcheck does not read the pickle", file=name,
+                    hint="save numeric arrays (or JSON / safetensors); never load it with allow_pickle=True"))
+
+
+def _side_configs(source: Source, files: tuple[str, ...]) -> dict[str, Mapping[str, Any]]:
+    found = {}
+    for name in SIDE_CONFIGS:
+        if name in files:
+            try:
+                data = source.read_json(name)
+            except InputError:  # a broken tokenizer config fails the tokenizer, not the weights judged here
+                continue
+            if isinstance(data, dict):
+                found[name] = MappingProxyType(data)
+    return found
 
 
 def _weights_alone(where: str, place: str) -> NothingScannedError:
@@ -183,7 +218,8 @@ def _weights_alone(where: str, place: str) -> NothingScannedError:
                                f"head_config.json {place}")
 
 
-def _facts(root: str, files: tuple[str, ...], collector: _Collector, card) -> Facts:
+def _facts(root: str, files: tuple[str, ...], collector: _Collector, card,
+           side_configs: Mapping[str, Mapping[str, Any]] | None = None) -> Facts:
     if not collector.docs and not collector.weights and not collector.findings:
         raise NothingScannedError(f"{root}: no checkpoint files found (config.json, adapter_config.json, head_config.json, weights)")
     return Facts(
@@ -194,6 +230,7 @@ def _facts(root: str, files: tuple[str, ...], collector: _Collector, card) -> Fa
         weight_files=MappingProxyType({k: tuple(v) for k, v in collector.weight_files.items()}),
         card=card,
         read_findings=tuple(collector.findings),
+        side_configs=MappingProxyType(side_configs or {}),
     )
 
 

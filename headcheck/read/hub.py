@@ -25,7 +25,7 @@ from . import hub_http
 from .local import looks_like_repo_id, read_card_file, read_json_file
 from .pickle_index import read_pickle_index
 from .safetensors_header import MAX_HEADER_BYTES, parse_header
-from .tensor_info import TensorInfo
+from .tensor_info import TensorIndex, TensorInfo
 
 # First ranged read of a safetensors file: most headers fit; the budget is "headers + 64 KB".
 FIRST_RANGE = 64 * 1024
@@ -91,16 +91,20 @@ class HubRepo:
             return None
 
     def read_weights(self, rel: str) -> dict[str, TensorInfo]:
-        cached = self._index_dir / self.sha / f"{self.path_in_repo(rel)}.tensors-v3.json"
+        cached = self._index_dir / self.sha / f"{self.path_in_repo(rel)}.tensors-v4.json"  # v4: with the notes
         if cached.exists():
-            return {t[0]: _tensor_from_json(t) for t in json.loads(cached.read_text())}
+            stored = json.loads(cached.read_text())
+            index = TensorIndex((t[0], _tensor_from_json(t)) for t in stored["tensors"])
+            index.notes = tuple(stored["notes"])
+            return index
         if self.offline:
             raise InputError(f"{self.label}: the header of {rel} is not in the local cache (HF_HUB_OFFLINE=1); "
                              "scan once online to cache it")
         tensors = self._guard(rel, lambda: self._read_remote_weights(rel))
         cached.parent.mkdir(parents=True, exist_ok=True)
         # positional rows: dataclasses.asdict was a quarter of a bulk scan's CPU
-        cached.write_text(json.dumps([[t.name, t.dtype, t.shape, t.file, t.span, t.storage, t.transposed] for t in tensors.values()]))
+        rows = [[t.name, t.dtype, t.shape, t.file, t.span, t.storage, t.transposed] for t in tensors.values()]
+        cached.write_text(json.dumps({"tensors": rows, "notes": list(getattr(tensors, "notes", ()))}))
         return tensors
 
     def base_model_config(self, base: str) -> dict[str, Any] | None:

@@ -18,3 +18,10 @@ class TensorInfo:
     # .bin only: a 2-D tensor stored transposed (GPT-2's Conv1D weights as some writers save them): the span
     # then holds shape[::-1] contiguously
     transposed: bool = False
+
+
+class TensorIndex(dict):
+    """Tensor name -> TensorInfo of one weights file, and `notes`: what its reader saw there that no writer
+    writes but loaders read anyway (each note one line, for a warning naming the file)."""
+
+    notes: tuple[str, ...] = ()

@@ -1,6 +1,8 @@
 """A torch.save zip archive read as torch's own reader (miniz) reads it, or refused where Python's zipfile and
 torch would read different bytes: end records, names (the folder of the first entry, NUL bytes, case),
-flags and methods, local headers, sizes, overlaps, and a data.pkl whose inflation is bounded.
+flags and methods, local headers, sizes, overlaps, and a data.pkl whose inflation is bounded. What torch reads
+past though torch.save never writes it (records nothing references, a disagreeing data descriptor or end record)
+comes back as notes.
 
 Hand-written checks on top of zipfile: no library compares two zip readers' views of one archive.
 """
@@ -24,6 +26,9 @@ _END64 = struct.Struct("<4sQ2H2L4Q")  # ZIP64 end record: ..., entries, director
 _UTF8_NAME = 0x800
 _DATA_DESCRIPTOR = 0x8  # CRC and sizes follow the data; the local header holds zeros
 _FLAGS_READABLE = 0x2 | 0x4 | _DATA_DESCRIPTOR | _UTF8_NAME  # others: encryption, patch data, masked headers
+# The records torch.save writes besides data/<key> (torch 2.13; older releases a subset); torch.load reads no other
+TORCH_RECORDS = {"data.pkl", "byteorder", "version", ".format_version", ".storage_alignment", ".data/version",
+                 ".data/serialization_id"}
 
 
 def _raw_name(info: zipfile.ZipInfo) -> bytes:
@@ -31,10 +36,12 @@ def _raw_name(info: zipfile.ZipInfo) -> bytes:
     return info.orig_filename.encode("utf-8" if info.flag_bits & _UTF8_NAME else "cp437")
 
 
-def _check_end_records(f: BinaryIO, zf: zipfile.ZipFile, rel_name: str) -> None:
+def _check_end_records(f: BinaryIO, zf: zipfile.ZipFile, rel_name: str, notes: list[str]) -> None:
     """torch's reader takes the central directory's offset, size and entry count from the end records;
     Python's zipfile reads the directory where it sits, shifting every entry by the difference (data before
-    the archive), and counts entries itself. Refuse unless both read the same directory."""
+    the archive), and counts entries itself. Refuse unless both read the same directory. Both take the
+    ZIP64 record's figures over the plain record's; a reader that trusts the plain record unless it is
+    saturated (as the format allows) reads another directory when the two disagree: a note."""
     infos = zf.infolist()
     at = f.seek(0, io.SEEK_END) - _END.size - len(zf.comment)
     f.seek(at)
@@ -51,6 +58,11 @@ def _check_end_records(f: BinaryIO, zf: zipfile.ZipFile, rel_name: str) -> None:
                 f.seek(record_at)
                 record = _END64.unpack(f.read(_END64.size))
                 ok = record[0] == b"PK\x06\x06"
+                saturated = (0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
+                plain = (count, cd_size, cd_offset)
+                if ok and any(p not in (z, full) for p, z, full in zip(plain, record[7:], saturated)):
+                    notes.append("its end record and ZIP64 end record give other central directory figures (entries, "
+                                 "size or offset); torch reads the ZIP64 ones")
                 count, cd_size, cd_offset = record[7:]
     listed = sum(_CENTRAL_RECORD + len(_raw_name(i)) + len(i.extra) + len(i.comment) for i in infos)
     if not (ok and (cd_offset, cd_size, count) == (zf.start_dir, listed, len(infos))):
@@ -96,6 +108,17 @@ def _archive_folder(infos: list[zipfile.ZipInfo], rel_name: str) -> str:
     return folder
 
 
+def _check_descriptor(f: BinaryIO, info: zipfile.ZipInfo, data_start: int, notes: list[str]) -> None:
+    """A data descriptor (CRC and sizes after the data, optionally signed) that disagrees with the central
+    directory: torch and Python's zipfile trust the directory, a streaming reader the descriptor."""
+    f.seek(data_start + info.compress_size)
+    raw = f.read(4 + 4 + 16)
+    raw = raw[4:] if raw[:4] == b"PK\x07\x08" else raw
+    if len(raw) >= 4 and int.from_bytes(raw[:4], "little") != info.CRC:
+        notes.append(f"the data descriptor of {quoted(info.orig_filename)} gives another CRC than the central "
+                     "directory (torch reads the directory's)")
+
+
 def _data_offset(f: BinaryIO, info: zipfile.ZipInfo, rel_name: str) -> int:
     """Where the entry's data starts, once its local header agrees with the central directory (Python's
     zipfile and torch's reader trust the directory, a streaming reader the local header)."""
@@ -136,16 +159,20 @@ def _check_extents(infos: list[zipfile.ZipInfo], data_pkl: zipfile.ZipInfo, data
                              "(its sizes or offsets lie)")
 
 
-def read_data_pkl(f: BinaryIO, rel_name: str) -> tuple[bytes, str, dict[str, int]]:
-    """data.pkl's bytes, the archive folder and every entry's size, read as torch reads them or refused."""
+def read_data_pkl(f: BinaryIO, rel_name: str, notes: list[str]) -> tuple[bytes, str, dict[str, int]]:
+    """data.pkl's bytes, the archive folder and every entry's size, read as torch reads them or refused;
+    what torch reads past is added to `notes`."""
     with zipfile.ZipFile(f) as zf:
         infos = zf.infolist()
-        _check_end_records(f, zf, rel_name)
+        _check_end_records(f, zf, rel_name, notes)
         folder = _archive_folder(infos, rel_name)
         info = next((i for i in infos if i.orig_filename == f"{folder}/data.pkl"), None)
         if info is None:
             raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (zip has no <prefix>/data.pkl)")
-        _check_extents(infos, info, _data_offset(f, info, rel_name), zf.start_dir, rel_name)
+        data_start = _data_offset(f, info, rel_name)
+        _check_extents(infos, info, data_start, zf.start_dir, rel_name)
+        if info.flag_bits & _DATA_DESCRIPTOR:
+            _check_descriptor(f, info, data_start, notes)
         if info.file_size > MAX_DATA_PKL:
             raise InputError(f"{rel_name}: not a readable PyTorch checkpoint (data.pkl is implausibly large)")
         with zf.open(info) as member:  # never the data/<n> storage members
@@ -156,3 +183,16 @@ def read_data_pkl(f: BinaryIO, rel_name: str) -> tuple[bytes, str, dict[str, int
             raise InputError(f"{rel_name}: data.pkl holds {len(data)} bytes, not the {info.file_size} its zip entry "
                              "declares")
     return data, folder + "/", {i.orig_filename: i.file_size for i in infos}
+
+
+def records_torch_ignores(names: list[str], prefix: str, keys: set[str]) -> list[str]:
+    """One note per entry torch.load never reads: a storage no persistent id names, a record torch.save never
+    writes (a pickle named data.txt, say). Loaders skip them; a strict reader, or another loader, may not."""
+    notes = []
+    for name in names:
+        record = name[len(prefix):]
+        if record.startswith("data/") and record[5:] not in keys:
+            notes.append(f"holds storage {quoted(name)}, which no tensor references")
+        elif not record.startswith("data/") and record not in TORCH_RECORDS:
+            notes.append(f"holds {quoted(name)}, a record torch.save never writes")
+    return notes
