@@ -96,19 +96,23 @@ def _load_all(folder: Path, jobs: list[dict]) -> dict[str, dict]:
     (folder / "jobs.json").write_text(json.dumps(jobs))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_XDIST_WORKER")}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    pythons = {"4.57": Path(sys.executable), "5.24": _python5()}
     children = {}
-    for environment, python in (("4.57", Path(sys.executable)), ("5.24", _python5())):  # side by side
-        out = folder / f"results-{environment}.json"
-        children[environment] = (out, subprocess.Popen([str(python), str(LOADER), str(folder / "jobs.json"), str(out)],
-                                                       env=env, cwd=folder, stdout=subprocess.PIPE,
-                                                       stderr=subprocess.PIPE, text=True))
-    runs = {}
-    for environment, (out, child) in children.items():
-        try:
-            _, stderr = child.communicate(timeout=LOADER_TIMEOUT)
-        finally:
+    try:
+        for environment, python in pythons.items():  # side by side
+            out, log = folder / f"results-{environment}.json", folder / f"loader-{environment}.log"
+            with open(log, "w") as stderr:  # a file, not a pipe: nothing blocks while the other child is waited for
+                children[environment] = (out, log, subprocess.Popen(
+                    [str(python), str(LOADER), str(folder / "jobs.json"), str(out)], env=env, cwd=folder,
+                    stdout=stderr, stderr=subprocess.STDOUT))
+        for out, log, child in children.values():
+            child.wait(timeout=LOADER_TIMEOUT)
+    finally:
+        for _, _, child in children.values():
             child.kill()
-        assert child.returncode == 0, stderr[-4000:]
+    runs = {}
+    for environment, (out, log, child) in children.items():
+        assert child.returncode == 0, log.read_text()[-4000:]
         runs[environment] = json.loads(out.read_text())
         version = runs[environment]["versions"]["transformers"]
         assert version.startswith("4.57.") if environment == "4.57" else version == "5.24.0", version
