@@ -1,6 +1,7 @@
 """Load exports with plain transformers and compare them with what the adapters model computed.
 
-    python tests/export_loader.py JOBS.json RESULT.json
+    python tests/export_loader.py JOBS.json RESULT.json     # a batch, the result written to RESULT.json
+    python tests/export_loader.py EXPORT_DIR EXPECTED.json  # one export, the result printed as JSON
 
 Runs in any environment with torch and transformers (4.x or 5.x), without adapters or headcheck:
 tests/test_export_versions.py runs it once per environment with every case in one process (importing torch and
@@ -63,21 +64,27 @@ def run(job: dict) -> dict:
     }
 
 
-def main(jobs_path: str, result_path: str) -> int:
+def main(first: str, second: str) -> int:
     torch.set_num_threads(1)
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()  # 5.x shows one while loading weights
     logging.getLogger("transformers").setLevel(logging.ERROR)
     warnings.simplefilter("ignore")
+    single = Path(first).is_dir()
+    jobs = [{"id": Path(first).name, "dir": first, "expected": second}] if single else json.loads(Path(first).read_text())
     results = {}
-    for job in json.loads(Path(jobs_path).read_text()):
+    for job in jobs:
         try:
             results[job["id"]] = run(job)
         except Exception as error:  # one broken export must not hide the others' figures
             results[job["id"]] = {"error": f"{type(error).__name__}: {error}",
                                   "traceback": traceback.format_exc()[-3000:]}
     versions = {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__}
-    Path(result_path).write_text(json.dumps({"versions": versions, "results": results}, indent=1))
+    text = json.dumps({"versions": versions, "results": results}, indent=1)
+    if single:
+        print(text)
+    else:
+        Path(second).write_text(text)
     return 0
 
 
