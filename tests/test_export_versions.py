@@ -229,3 +229,32 @@ def test_export_is_written_as_a_plain_transformers_checkpoint(exports, case):
 def test_export_loads_with_the_adapters_outputs(exports, case, environment):
     assert exports["migrations"][case]["returncode"] == 0, exports["migrations"][case]["output"]
     _check(exports[environment]["results"][case], case, environment)
+
+
+# --- the fixtures are what their generator writes ------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_the_export_fixtures_are_what_make_exports_writes(tmp_path):
+    """make_exports.py run again writes the committed checkpoints byte for byte; the recorded outputs equal up to
+    float rounding (1e-6: another CPU's kernels may differ in the last bits, a changed weight moves them by 1e-2)."""
+    done = subprocess.run([sys.executable, str(FIXTURES / "make_exports.py"), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    committed = sorted(p.relative_to(FIXTURES) for p in FIXTURES.rglob("*")
+                       if p.is_file() and p.name not in ("make_exports.py", "README.md") and "__pycache__" not in p.parts)
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert written == committed
+    for name in committed:
+        if name.name.endswith(".expected.json"):
+            old, new = (json.loads((root / name).read_text()) for root in (FIXTURES, tmp_path))
+            assert new["inputs"] == old["inputs"] and new["outputs"].keys() == old["outputs"].keys(), name
+            for field, record in old["outputs"].items():
+                assert _close(new["outputs"][field]["data"], record["data"], 1e-6), (name, field)
+        else:
+            assert (tmp_path / name).read_bytes() == (FIXTURES / name).read_bytes(), name
+
+
+def _close(a, b, atol: float) -> bool:
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y, atol) for x, y in zip(a, b))
+    return isinstance(a, float) and isinstance(b, float) and abs(a - b) <= atol
