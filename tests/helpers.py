@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import venv
 from importlib import resources
 from pathlib import Path
 
@@ -109,3 +112,38 @@ def under_a_pty(*args) -> bytes:
     os.close(master)
     assert process.wait(timeout=60) == 0, out[-2000:]
     return out
+
+
+# Virtual environments with other releases than the main test environment's (tests/test_hub_versions.py,
+# tests/test_export_versions.py): made once and cached under $XDG_CACHE_HOME/headcheck/test-venvs, keyed by the
+# Python version and the requirements.
+VENV_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "headcheck" / "test-venvs"
+PIP_TIMEOUT = 900
+
+
+def pip(python: Path, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", "--no-input", *args],
+                            capture_output=True, text=True, timeout=PIP_TIMEOUT)
+    assert result.returncode == 0, f"pip {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def cached_venv(name: str, requirements: list[str]) -> Path:
+    """A virtual environment with `requirements`, made once (under a lock: xdist workers share the cache)."""
+    key = hashlib.sha256(json.dumps([sys.version, requirements]).encode()).hexdigest()[:12]
+    root = VENV_CACHE / f"{name}-{key}"
+    python = root / "bin" / "python"
+    VENV_CACHE.mkdir(parents=True, exist_ok=True)
+    with open(VENV_CACHE / f"{name}-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / ".complete").exists():
+            venv.create(root, with_pip=True, clear=True)
+            pip(python, "install", "--quiet", *requirements)
+            (root / ".complete").write_text("\n".join(requirements) + "\n")
+    return python
+
+
+def installed(python: Path) -> dict[str, str]:
+    """Distribution name (normalised) -> version, of what `python`'s environment has installed."""
+    listing = json.loads(pip(python, "list", "--format", "json").stdout)
+    return {entry["name"].lower().replace("_", "-"): entry["version"] for entry in listing}

@@ -3,66 +3,33 @@ transformers 5 that changes nothing.
 
 The main test environment has huggingface_hub 0.x (the verify extra pins transformers 4.57, which needs it).
 The newest 1.x and 2.x each get a virtual environment made once and cached under
-$XDG_CACHE_HOME/headcheck/test-venvs (keyed by its requirements); tests/test_hub.py then runs inside it
+$XDG_CACHE_HOME/headcheck/test-venvs (keyed by its requirements; helpers.cached_venv); tests/test_hub.py then runs inside it
 against this checkout, and so does tests/test_hub_pr.py (commits and pull requests). The transformers 5 environment is made fresh each run: the point is what the
 install changes.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
 import re
 import subprocess
-import sys
 import tomllib
 import venv
-from pathlib import Path
 
 import pytest
 
-from helpers import REPO
+from helpers import REPO, cached_venv, installed, pip
 
 HUB_MAJORS = {"1.x": "1.33.0", "2.x": "2.4.0"}  # the newest release of each major on the package index
 TRANSFORMERS_5 = "transformers==5.24.0"
 # what tests/test_hub.py imports besides headcheck's own dependencies (torch is optional there)
 HUB_TEST_REQUIREMENTS = ["pytest>=8", "pytest-httpserver>=1.0"]
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "headcheck" / "test-venvs"
-PIP_TIMEOUT = 900
 
 
 def core_requirements(hub_pin: str) -> list[str]:
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     return [hub_pin if re.match(r"huggingface[-_]hub\b", req, re.I) else req for req in declared]
-
-
-def pip(python: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", "--no-input", *args],
-                            capture_output=True, text=True, timeout=PIP_TIMEOUT)
-    assert result.returncode == 0, f"pip {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
-
-
-def cached_venv(name: str, requirements: list[str]) -> Path:
-    """A virtual environment with `requirements`, made once (under a lock: xdist workers share the cache)."""
-    key = hashlib.sha256(json.dumps([sys.version, requirements]).encode()).hexdigest()[:12]
-    root = CACHE / f"{name}-{key}"
-    python = root / "bin" / "python"
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / f"{name}-{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (root / ".complete").exists():
-            venv.create(root, with_pip=True, clear=True)
-            pip(python, "install", "--quiet", *requirements)
-            (root / ".complete").write_text("\n".join(requirements) + "\n")
-    return python
-
-
-def installed(python: Path) -> dict[str, str]:
-    listing = json.loads(pip(python, "list", "--format", "json").stdout)
-    return {entry["name"].lower().replace("_", "-"): entry["version"] for entry in listing}
 
 
 @pytest.mark.parametrize("major", sorted(HUB_MAJORS))
