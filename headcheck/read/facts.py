@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import re
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
@@ -13,21 +14,8 @@ from .config_fields import check_fields
 from ..errors import InputError, NothingScannedError, UnsafePickleError
 from ..model import Finding, Severity
 from .local import LocalFolder, Source, check_not_pointer, read_card_file, read_json_file, read_weights_file
+from .names import CARD_FILE, CONFIG_FILES, SHARD, SHARD_INDEXES, WEIGHT_FILES
 from .tensor_info import TensorInfo
-
-# Weight files by standard name -> weight role. safetensors first: transformers prefers it when both exist.
-WEIGHT_FILES = {
-    "model.safetensors": "model",
-    "pytorch_model.bin": "model",
-    "adapter.safetensors": "adapter",
-    "pytorch_adapter.bin": "adapter",
-    "model_head.safetensors": "head",
-    "pytorch_model_head.bin": "head",
-    "adapter_model.safetensors": "peft",
-    "adapter_model.bin": "peft",
-}
-SHARD_INDEXES = {"model.safetensors.index.json": "model", "pytorch_model.bin.index.json": "model"}
-_SHARD = re.compile(r"(?P<stem>model|pytorch_model)-\d{5}-of-\d{5}\.(safetensors|bin)")
 
 
 def files_of_role(files: tuple[str, ...], role: str) -> tuple[str, ...]:
@@ -35,9 +23,7 @@ def files_of_role(files: tuple[str, ...], role: str) -> tuple[str, ...]:
     the other format, which a migration supersedes too."""
     stems = {name.split(".")[0] for name, r in WEIGHT_FILES.items() if r == role}
     return tuple(name for name in files if WEIGHT_FILES.get(name) == role or SHARD_INDEXES.get(name) == role
-                 or ((match := _SHARD.fullmatch(name)) is not None and match["stem"] in stems))
-CONFIG_FILES = ("config.json", "adapter_config.json", "head_config.json", "adapter_fusion_config.json")
-CARD_FILE = "README.md"
+                 or ((match := SHARD.fullmatch(name)) is not None and match["stem"] in stems))
 
 
 @dataclass(frozen=True)
@@ -126,13 +112,17 @@ class _Collector:
 
 def build_facts(path: Path) -> Facts:
     """Read a local checkpoint folder, or a single config/weights file, into Facts (headers only)."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file or directory")
-    if path.is_dir():
+    try:
+        is_folder = stat.S_ISDIR(path.stat().st_mode)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file or directory") from None
+    except OSError as exc:  # a folder on the way the user may not enter, a symlink loop
+        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
+    if is_folder:
         return build_facts_from(LocalFolder(path))
     if path.name.endswith((".safetensors", ".bin")):
-        # judge the folder they are in
-        if not any((path.parent / name).is_file() for name in CONFIG_FILES):
+        # judge the folder they are in; a config there that is no regular file is refused by that folder's scan
+        if not any(os.path.lexists(path.parent / name) for name in CONFIG_FILES):
             raise _weights_alone(str(path), "beside it")
         return build_facts_from(LocalFolder(path.parent))
     collector = _Collector()
