@@ -7,7 +7,6 @@ and checked before anything is scanned, so a malformed one ends the run with exi
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -17,6 +16,7 @@ import click
 
 from ..errors import ConfigError
 from ..exitcodes import ExitCode
+from ..read.json_text import dump_json
 from .options import fail
 
 
@@ -110,7 +110,7 @@ def say_excluded(excluded: Excluded, fmt: str) -> None:
     """An excluded target: a line on stderr; machine formats also say it on stdout (never an empty output)."""
     click.echo(excluded.line(), err=True)
     if fmt == "json":
-        click.echo(json.dumps(excluded.record(), ensure_ascii=False))
+        click.echo(dump_json(excluded.record()))
     elif fmt == "github":
         from ..render.github import command
 
