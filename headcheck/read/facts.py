@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from . import sniff
-from .config_fields import check_fields
+from .config_fields import check_fields, check_object
 from ..errors import InputError, NothingScannedError, UnsafePickleError
 from ..model import Finding, Severity
 from .local import LocalFolder, Source, check_not_pointer, read_card_file, read_json_file, read_weights_file
@@ -81,6 +81,8 @@ class _Collector:
         self.findings: list[Finding] = []
 
     def add_doc(self, rel: str, data: Any, expected_name: str | None) -> None:
+        if expected_name is not None:
+            check_object(data, rel)
         role = sniff.json_role(data, expected_name)
         check_fields(role, data, rel)
         self.docs.setdefault(role, ConfigDoc(rel, role, MappingProxyType(data) if isinstance(data, dict) else {}))
