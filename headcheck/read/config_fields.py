@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..errors import InputError
+from .json_text import json_kind
 
 Check = Callable[[Any, str], None]  # raises _Mismatch(path, expectation)
 
@@ -132,8 +133,7 @@ def check_object(data: Any, rel: str) -> None:
     """A file under a config's own name holds an object of fields: transformers and adapters read nothing else
     (`cls(**config_dict)`), so an array, string, number or null there is unreadable, not another tool's file."""
     if not isinstance(data, dict):
-        kind = "null" if data is None else {list: "an array", str: "a string", bool: "true or false"}.get(type(data), "a number")
-        raise InputError(f"{rel}: the JSON is {kind}, not an object of config fields")
+        raise InputError(f"{rel}: the JSON is {json_kind(data)}, not an object of config fields")
 
 
 def check_fields(role: str, data: Any, rel: str) -> None:

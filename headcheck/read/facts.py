@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -14,6 +14,7 @@ from .config_fields import check_fields, check_object
 from ..errors import InputError, NothingScannedError, UnsafePickleError
 from ..model import Finding, Severity
 from .local import LocalFolder, Source, check_not_pointer, read_card_file, read_json_file, read_weights_file
+from .shard_index import check_shard_holds_its_tensors, weight_map_of
 from .names import CARD_FILE, CONFIG_FILES, SHARD, SHARD_INDEXES, WEIGHT_FILES
 from .tensor_info import TensorInfo
 
@@ -53,20 +54,16 @@ class Facts:
 
 
 def _read_shards(source: Source, index_rel: str) -> tuple[dict[str, TensorInfo], tuple[str, ...]]:
-    index = source.read_json(index_rel)
-    weight_map = index.get("weight_map") if isinstance(index, dict) else None
-    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
-        raise InputError(f"{index_rel}: not a shard index (no weight_map of tensor name -> file)")
+    weight_map = weight_map_of(source.read_json(index_rel), index_rel)
     tensors: dict[str, TensorInfo] = {}
     shards = tuple(sorted(set(weight_map.values())))
     present = set(source.files())
     for shard in shards:
-        posix = PurePosixPath(shard)
-        if posix.is_absolute() or ".." in posix.parts:
-            raise InputError(f"{index_rel}: shard {shard!r} lies outside the checkpoint folder")
         if shard not in present:
             raise InputError(f"{index_rel}: shard {shard!r} is missing")
-        tensors.update(source.read_weights(shard))
+        found = source.read_weights(shard)
+        check_shard_holds_its_tensors(weight_map, shard, found, index_rel)
+        tensors.update(found)
     missing = sorted(set(weight_map) - set(tensors))
     if missing:
         raise InputError(f"{index_rel}: {len(missing)} tensors listed but absent from their shards, e.g. {missing[0]!r}")
@@ -192,6 +189,7 @@ def _collect_file(collector: _Collector, path: Path) -> None:
     elif name.endswith(".json"):
         data = read_json_file(path, name)
         if sniff.is_shard_index(data):
+            weight_map_of(data, name)  # scanned alone: its shards are not read, but its shape is checked
             collector.add_weights("model", name, lambda: (sniff.names_only_index(data, name), ()))
         else:
             collector.add_doc(name, data, name if name in CONFIG_FILES else None)

@@ -55,6 +55,14 @@ def _no_constants(rel: str):
     return reject
 
 
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words, for messages such as `the JSON is an array`."""
+    if value is None:
+        return "null"
+    kinds = {bool: "true or false", str: "a string", list: "an array", dict: "an object"}
+    return kinds.get(type(value), "a number")
+
+
 def quoted(text: str) -> str:
     """A name or value from a possibly hostile file, for a one-line message: lone surrogates and control
     characters escaped, length bounded."""
