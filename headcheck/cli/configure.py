@@ -80,13 +80,14 @@ class TargetPolicies:
         by_folder: dict[Path, object] = {}
         for target in targets:
             local = Path(target)
-            path = Path(os.path.abspath(local)) if local.exists() else None  # None: a Hub id (or a missing path)
+            # None: a Hub id, a missing path, or one the user may not look up (its scan says so, exit 2)
+            path = Path(os.path.abspath(local)) if os.path.exists(local) else None
             self.paths[target] = path
             if fixed is not None or no_config:
                 self.policies[target] = fixed or policy(None, ignores)
                 continue
             start = path if path is not None else Path(os.getcwd())
-            folder = start if start.is_dir() else start.parent
+            folder = start if os.path.isdir(start) else start.parent
             if folder not in by_folder:
                 by_folder[folder] = policy(find_config(folder), ignores)
             self.policies[target] = by_folder[folder]

@@ -236,7 +236,11 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
         if any(hub_options.values()):
             raise click.UsageError(f"{source}: --revision, --subfolder, --token, --create-pr, --push-to and "
                                    "--private apply to Hub repositories, not local folders")
-        if not local.is_dir():
+        try:
+            is_folder = local.is_dir()
+        except OSError as exc:  # a folder on the way the user may not enter: unreadable input, not a usage error
+            fail(f"error: {source}: cannot be read ({exc.strerror})", ExitCode.INPUT_ERROR)
+        if not is_folder:
             raise click.BadParameter(f"{source}: no such folder (a Hub repository is org/name)",
                                      param_hint="'SOURCE'")
     if create_pr and push_to:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def scan_target(target: str, head_type: str | None = None, revision: str | None 
     """Scan a local path, or a Hub repository `org/name[/subfolder][@revision]` (headers only, through the HF
     cache)."""
     path = Path(target)
-    if not path.exists() and _canonical_name(target):
+    if _canonical_name(target) and not os.path.lexists(path):
         raise InputError(f"{target}: no such file or directory; a Hub repository id needs its organisation, "
                          f"org/name (e.g. google-bert/{target} or FacebookAI/{target})")
     if not names_hub_repo(target):

@@ -29,8 +29,9 @@ def names_hub_repo(target: str) -> bool:
     """A Hub repository, not a local path: spelled as one, and no part of it exists here (`models/missing`
     beside an existing `models/` folder is a mistyped path)."""
     path = Path(target)
-    return (looks_like_repo_id(target) and not path.exists()
-            and not any(parent.is_dir() for parent in path.parents if parent != Path(".")))
+    # os.path answers False where Path raises (a folder on the way the user may not enter): then a local path
+    return (looks_like_repo_id(target) and not os.path.lexists(path)
+            and not any(os.path.isdir(parent) for parent in path.parents if parent != Path(".")))
 
 
 class Source(Protocol):

@@ -205,7 +205,7 @@ def _found_on_the_way(path: PurePath) -> bytes | None:
 def find_config(start: Path) -> ProjectConfig | None:
     """The configuration that applies to START (a folder or file on disk), searching upwards to the root."""
     start = Path(os.path.abspath(start))
-    first = start if start.is_dir() else start.parent
+    first = start if os.path.isdir(start) else start.parent  # os.path: False, not an error, where access is denied
     return discover([first, *first.parents], _found_on_the_way, shown)
 
 
