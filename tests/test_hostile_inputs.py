@@ -46,8 +46,9 @@ def _unprivileged_prefix() -> tuple[tuple[str, ...] | None, str]:
     return None, "running as root and neither setpriv nor capsh could drop CAP_DAC_OVERRIDE here"
 
 
-def _headcheck(*args, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+def _headcheck(*args, prefix: tuple[str, ...] = (), env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env or {}),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     env.pop("NO_COLOR", None)
     # a FIFO read would block forever: the timeout turns that into a failure, not a hung suite
     done = subprocess.run([*prefix, sys.executable, "-m", "headcheck", *map(str, args)], cwd=REPO, env=env,
@@ -151,6 +152,20 @@ def test_the_lone_surrogate_survives_migrate(tmp_path):
     done = _headcheck("migrate", folder, "--out", tmp_path / "out")
     assert done.returncode == 0, done.stderr
     assert "\udc80" in json.loads((tmp_path / "out" / "config.json").read_text())["id2label"].values()
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "sarif", "github"])
+def test_a_lone_surrogate_never_crashes_a_strict_terminal(fmt, tmp_path):
+    """Where stdout encodes strictly (a UTF-8 locale other than C), the name is printed escaped, not a crash."""
+    folder = inputs._surrogate_head_label(tmp_path)
+    head = json.loads((folder / "head_config.json").read_text())
+    (folder / "head_config.json").write_text(json.dumps({**head, "name": "\udc80"}))  # shown in findings
+    done = _headcheck("scan", folder, "--format", fmt, "--summary", tmp_path / "summary.md",
+                      env={"PYTHONIOENCODING": "utf-8:strict"})
+    assert done.returncode in (0, 1) and "Traceback" not in done.stderr, done.stderr
+    (tmp_path / "summary.md").read_text(encoding="utf-8")
+    if fmt in ("text", "json"):  # both show the head's name (SARIF and annotations only the findings)
+        assert "\\udc80" in done.stdout
 
 
 def _hf_cache_snapshot(tmp_path: Path, fixture: str) -> Path:
