@@ -180,7 +180,8 @@ def _append_summary(summary: Path | None, reports) -> None:
         return
     from ..render.summary import render_summary
 
-    with summary.open("a", encoding="utf-8", errors="backslashreplace") as out:  # appended, as GitHub's $GITHUB_STEP_SUMMARY expects
+    # appended, as GitHub's $GITHUB_STEP_SUMMARY expects; a lone surrogate in a name is written escaped
+    with summary.open("a", encoding="utf-8", errors="backslashreplace") as out:
         out.write(render_summary(reports) + "\n")
 
 

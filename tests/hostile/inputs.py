@@ -263,7 +263,8 @@ def _duplicate_listing(tmp: Path) -> Path:
     text = (folder / INDEX).read_text()
     entry = '"classifier.bias": "model-00002-of-00002.safetensors"'
     assert entry in text
-    (folder / INDEX).write_text(text.replace(entry, f'{entry},\n    "classifier.bias": "model-00001-of-00002.safetensors"'))
+    twice = f'{entry},\n    "classifier.bias": "model-00001-of-00002.safetensors"'  # a JSON object with the key twice
+    (folder / INDEX).write_text(text.replace(entry, twice))
     return folder
 
 
