@@ -7,7 +7,6 @@ and checked before anything is scanned, so a malformed one ends the run with exi
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -17,6 +16,7 @@ import click
 
 from ..errors import ConfigError
 from ..exitcodes import ExitCode
+from ..read.json_text import dump_json
 from .options import fail
 
 
@@ -80,13 +80,14 @@ class TargetPolicies:
         by_folder: dict[Path, object] = {}
         for target in targets:
             local = Path(target)
-            path = Path(os.path.abspath(local)) if local.exists() else None  # None: a Hub id (or a missing path)
+            # None: a Hub id, a missing path, or one the user may not look up (its scan says so, exit 2)
+            path = Path(os.path.abspath(local)) if os.path.exists(local) else None
             self.paths[target] = path
             if fixed is not None or no_config:
                 self.policies[target] = fixed or policy(None, ignores)
                 continue
             start = path if path is not None else Path(os.getcwd())
-            folder = start if start.is_dir() else start.parent
+            folder = start if os.path.isdir(start) else start.parent
             if folder not in by_folder:
                 by_folder[folder] = policy(find_config(folder), ignores)
             self.policies[target] = by_folder[folder]
@@ -110,7 +111,7 @@ def say_excluded(excluded: Excluded, fmt: str) -> None:
     """An excluded target: a line on stderr; machine formats also say it on stdout (never an empty output)."""
     click.echo(excluded.line(), err=True)
     if fmt == "json":
-        click.echo(json.dumps(excluded.record(), ensure_ascii=False))
+        click.echo(dump_json(excluded.record()))
     elif fmt == "github":
         from ..render.github import command
 

@@ -145,13 +145,12 @@ def _exit_code(outcome, threshold) -> ExitCode:
 
 def _one_line_outcome(outcome) -> str:
     """JSON Lines: a report, or for a target that could not be scanned an error record."""
-    import json
-
+    from ..read.json_text import dump_json
     from ..render.json_report import error_record
 
     if outcome.report:
-        return json.dumps(outcome.report.to_dict(), ensure_ascii=False)
-    return json.dumps(error_record(outcome.target, outcome.error, outcome.exit_code), ensure_ascii=False)
+        return dump_json(outcome.report.to_dict())
+    return dump_json(error_record(outcome.target, outcome.error, outcome.exit_code))
 
 
 def _errors_output(fmt: str, failed) -> str:
@@ -181,7 +180,8 @@ def _append_summary(summary: Path | None, reports) -> None:
         return
     from ..render.summary import render_summary
 
-    with summary.open("a", encoding="utf-8") as out:  # appended, as GitHub's $GITHUB_STEP_SUMMARY expects
+    # appended, as GitHub's $GITHUB_STEP_SUMMARY expects; a lone surrogate in a name is written escaped
+    with summary.open("a", encoding="utf-8", errors="backslashreplace") as out:
         out.write(render_summary(reports) + "\n")
 
 
@@ -237,7 +237,11 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
         if any(hub_options.values()):
             raise click.UsageError(f"{source}: --revision, --subfolder, --token, --create-pr, --push-to and "
                                    "--private apply to Hub repositories, not local folders")
-        if not local.is_dir():
+        try:
+            is_folder = local.is_dir()
+        except OSError as exc:  # a folder on the way the user may not enter: unreadable input, not a usage error
+            fail(f"error: {source}: cannot be read ({exc.strerror})", ExitCode.INPUT_ERROR)
+        if not is_folder:
             raise click.BadParameter(f"{source}: no such folder (a Hub repository is org/name)",
                                      param_hint="'SOURCE'")
     if create_pr and push_to:
@@ -309,6 +313,11 @@ cli.add_command(hook)
 
 
 def main() -> None:
+    # Names from a checkpoint may hold lone surrogates (JSON escapes them, Python keeps them): print them as
+    # \u escapes rather than crash (strict locales) or emit bytes that are no UTF-8 (surrogateescape).
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

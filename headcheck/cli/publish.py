@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import tempfile
 from pathlib import Path
 
 import click
 
 from ..model import Verdict
+from ..read.json_text import dump_json
 from .progress import progress_bar
 
 
@@ -50,7 +50,7 @@ def migrate_from_hub(source: str, out: Path | None, *, options: dict, force: boo
         if fmt == "json":  # the local migrate's result, naming the Hub source, with the commit
             result = migration_dict(report, hub.result.migration, hub.result)
             result["commit"] = None if published is None else _published_dict(published)
-            click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+            click.echo(dump_json(result, indent=2))
         elif not quiet:
             click.echo(render_migration(report, hub.result.migration, hub.result, verbose=verbose,
                                         written_to=written_to))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import re
 from pathlib import Path
 
@@ -40,10 +41,10 @@ def scan_target(target: str, head_type: str | None = None, revision: str | None 
     """Scan a local path, or a Hub repository `org/name[/subfolder][@revision]` (headers only, through the HF
     cache)."""
     path = Path(target)
-    if not path.exists() and (near := _close_local_names(path)):  # a typo of a local folder, before Hub guesses
+    if not os.path.lexists(path) and (near := _close_local_names(path)):  # a typo of a local folder first
         hub = " (a Hub repository id is org/name)" if _canonical_name(target) else ""
         raise InputError(f"{target}: no such file or directory; did you mean {' or '.join(near)}?{hub}")
-    if not path.exists() and _canonical_name(target):
+    if _canonical_name(target) and not os.path.lexists(path):
         raise InputError(f"{target}: no such file or directory; a Hub repository id needs its organisation, "
                          f"org/name (e.g. google-bert/{target} or FacebookAI/{target})")
     if not names_hub_repo(target):

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from ..judge.engine import scan_facts, scan_path
 from ..model import Report, Verdict
 from ..read.facts import build_facts
+from ..read.json_text import dump_json
 from ..read.pickle_index import read_pickle_index
 from ..read.safetensors_header import nbytes, read_safetensors_index
 from .plan import Migration, MigrationError, plan_for
@@ -235,7 +236,7 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tupl
     if migration.index_file:
         _write_index(tmp, migration)
     for name, content in migration.configs.items():
-        (tmp / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (tmp / name).write_text(dump_json(content, indent=2) + "\n", encoding="utf-8")
     return digests
 
 

@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-import re
+import os
+import stat
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from . import sniff
-from .config_fields import check_fields
+from .config_fields import check_fields, check_object
 from ..errors import InputError, NothingScannedError, UnsafePickleError
 from ..model import Finding, Severity
 from .local import LocalFolder, Source, check_not_pointer, read_card_file, read_json_file, read_weights_file
+from .names import CARD_FILE, CONFIG_FILES, SHARD, SHARD_INDEXES, SIDE_CONFIGS, WEIGHT_FILES
 from .numpy_header import pickled_arrays
-from .tensor_info import TensorInfo
-
-# Weight files by standard name -> weight role. safetensors first: transformers prefers it when both exist.
-WEIGHT_FILES = {
-    "model.safetensors": "model",
-    "pytorch_model.bin": "model",
-    "adapter.safetensors": "adapter",
-    "pytorch_adapter.bin": "adapter",
-    "model_head.safetensors": "head",
-    "pytorch_model_head.bin": "head",
-    "adapter_model.safetensors": "peft",
-    "adapter_model.bin": "peft",
-}
-SHARD_INDEXES = {"model.safetensors.index.json": "model", "pytorch_model.bin.index.json": "model"}
-_SHARD = re.compile(r"(?P<stem>model|pytorch_model)-\d{5}-of-\d{5}\.(safetensors|bin)")
+from .shard_index import check_shard_holds_its_tensors, weight_map_of
+from .tensor_info import TensorIndex, TensorInfo
 
 
 def files_of_role(files: tuple[str, ...], role: str) -> tuple[str, ...]:
@@ -36,12 +25,7 @@ def files_of_role(files: tuple[str, ...], role: str) -> tuple[str, ...]:
     the other format, which a migration supersedes too."""
     stems = {name.split(".")[0] for name, r in WEIGHT_FILES.items() if r == role}
     return tuple(name for name in files if WEIGHT_FILES.get(name) == role or SHARD_INDEXES.get(name) == role
-                 or ((match := _SHARD.fullmatch(name)) is not None and match["stem"] in stems))
-CONFIG_FILES = ("config.json", "adapter_config.json", "head_config.json", "adapter_fusion_config.json")
-CARD_FILE = "README.md"
-# Configs of the tokenizer and processors: read only for the code they may load (auto_map), never judged
-SIDE_CONFIGS = ("tokenizer_config.json", "processor_config.json", "preprocessor_config.json",
-                "video_preprocessor_config.json")
+                 or ((match := SHARD.fullmatch(name)) is not None and match["stem"] in stems))
 
 
 @dataclass(frozen=True)
@@ -72,20 +56,17 @@ class Facts:
 
 
 def _read_shards(source: Source, index_rel: str) -> tuple[dict[str, TensorInfo], tuple[str, ...]]:
-    index = source.read_json(index_rel)
-    weight_map = index.get("weight_map") if isinstance(index, dict) else None
-    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
-        raise InputError(f"{index_rel}: not a shard index (no weight_map of tensor name -> file)")
-    tensors: dict[str, TensorInfo] = {}
+    weight_map = weight_map_of(source.read_json(index_rel), index_rel)
+    tensors = TensorIndex()
     shards = tuple(sorted(set(weight_map.values())))
     present = set(source.files())
     for shard in shards:
-        posix = PurePosixPath(shard)
-        if posix.is_absolute() or ".." in posix.parts:
-            raise InputError(f"{index_rel}: shard {shard!r} lies outside the checkpoint folder")
         if shard not in present:
             raise InputError(f"{index_rel}: shard {shard!r} is missing")
-        tensors.update(source.read_weights(shard))
+        found = source.read_weights(shard)
+        check_shard_holds_its_tensors(weight_map, shard, found, index_rel)
+        tensors.update(found)
+        tensors.notes += tuple(f"{shard}: {note}" for note in getattr(found, "notes", ()))  # HC134 per shard
     missing = sorted(set(weight_map) - set(tensors))
     if missing:
         raise InputError(f"{index_rel}: {len(missing)} tensors listed but absent from their shards, e.g. {missing[0]!r}")
@@ -100,6 +81,8 @@ class _Collector:
         self.findings: list[Finding] = []
 
     def add_doc(self, rel: str, data: Any, expected_name: str | None) -> None:
+        if expected_name is not None:
+            check_object(data, rel)
         role = sniff.json_role(data, expected_name)
         check_fields(role, data, rel)
         self.docs.setdefault(role, ConfigDoc(rel, role, MappingProxyType(data) if isinstance(data, dict) else {}))
@@ -136,13 +119,17 @@ class _Collector:
 
 def build_facts(path: Path) -> Facts:
     """Read a local checkpoint folder, or a single config/weights file, into Facts (headers only)."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file or directory")
-    if path.is_dir():
+    try:
+        is_folder = stat.S_ISDIR(path.stat().st_mode)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file or directory") from None
+    except OSError as exc:  # a folder on the way the user may not enter, a symlink loop
+        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
+    if is_folder:
         return build_facts_from(LocalFolder(path))
     if path.name.endswith((".safetensors", ".bin")):
-        # judge the folder they are in
-        if not any((path.parent / name).is_file() for name in CONFIG_FILES):
+        # judge the folder they are in; a config there that is no regular file is refused by that folder's scan
+        if not any(os.path.lexists(path.parent / name) for name in CONFIG_FILES):
             raise _weights_alone(str(path), "beside it")
         return build_facts_from(LocalFolder(path.parent))
     collector = _Collector()
@@ -242,6 +229,7 @@ def _collect_file(collector: _Collector, path: Path) -> None:
     elif name.endswith(".json"):
         data = read_json_file(path, name)
         if sniff.is_shard_index(data):
+            weight_map_of(data, name)  # scanned alone: its shards are not read, but its shape is checked
             collector.add_weights("model", name, lambda: (sniff.names_only_index(data, name), ()))
         else:
             collector.add_doc(name, data, name if name in CONFIG_FILES else None)

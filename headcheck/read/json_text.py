@@ -7,6 +7,7 @@ duplicate keys, and answers hostile input with RecursionError or ValueError inst
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..errors import InputError
@@ -54,8 +55,28 @@ def _no_constants(rel: str):
     return reject
 
 
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words, for messages such as `the JSON is an array`."""
+    if value is None:
+        return "null"
+    kinds = {bool: "true or false", str: "a string", list: "an array", dict: "an object"}
+    return kinds.get(type(value), "a number")
+
+
 def quoted(text: str) -> str:
     """A name or value from a possibly hostile file, for a one-line message: lone surrogates and control
     characters escaped, length bounded."""
     shown = ascii(text)
     return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+# A JSON string may hold an escaped lone surrogate, and Python's reader keeps it in the string: no encoder writes
+# one as UTF-8, so text output would crash (or, under surrogateescape, emit a byte that is no UTF-8 at all).
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def dump_json(value: Any, **options: Any) -> str:
+    """json.dumps keeping non-ASCII text readable, except lone surrogates, which become \\u escapes: the text
+    encodes as UTF-8 and reads back to the same strings (surrogates appear only inside JSON strings)."""
+    text = json.dumps(value, ensure_ascii=False, **options)
+    return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match[0]):04x}", text)

@@ -192,11 +192,21 @@ def _read_file(path: PurePath) -> bytes | None:
         raise ConfigError(str(path), None, f"cannot be read ({exc.strerror})") from None
 
 
+def _found_on_the_way(path: PurePath) -> bytes | None:
+    """A configuration file searched for upwards; a folder the user may not enter holds none they could mean,
+    and the scan of anything inside it says itself that it cannot be read (exit 2, not a configuration error)."""
+    try:
+        present = Path(path).is_file()
+    except PermissionError:
+        return None
+    return _read_file(path) if present else None
+
+
 def find_config(start: Path) -> ProjectConfig | None:
     """The configuration that applies to START (a folder or file on disk), searching upwards to the root."""
     start = Path(os.path.abspath(start))
-    first = start if start.is_dir() else start.parent
-    return discover([first, *first.parents], _read_file, shown)
+    first = start if os.path.isdir(start) else start.parent  # os.path: False, not an error, where access is denied
+    return discover([first, *first.parents], _found_on_the_way, shown)
 
 
 def load_config(path: Path) -> ProjectConfig:

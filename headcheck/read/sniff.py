@@ -42,7 +42,8 @@ def json_role(data: Any, expected_name: str | None) -> str:
             return "head"
         if expected_name == "head_config.json" or inner is None:
             return "head"
-        return "adapter" if isinstance(inner, dict) else "foreign"
+        # under its own name a config that is no object is the adapter's error (config_fields names it)
+        return "adapter" if isinstance(inner, dict) or expected_name == "adapter_config.json" else "foreign"
     if expected_name in (None, "config.json") and looks_like_model_config(data):
         return "model"
     return "foreign"

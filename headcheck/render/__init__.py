@@ -9,10 +9,10 @@ are joined by a blank line, several JSON reports make a JSON array).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 
 from ..model import Report
+from ..read.json_text import dump_json
 from .json_report import render_json
 from .text import render_text
 
@@ -46,7 +46,7 @@ def _texts(reports: Sequence[Report], color: bool = False) -> str:
 
 
 def _jsons(reports: Sequence[Report], color: bool = False) -> str:
-    return json.dumps([report.to_dict() for report in reports], indent=2, ensure_ascii=False)
+    return dump_json([report.to_dict() for report in reports], indent=2)
 
 
 MULTI_RENDERERS: dict[str, Multi] = {"text": _texts, "json": _jsons, "sarif": render_sarif, "github": render_github}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from ..model import SCHEMA_VERSION, Report
+from ..read.json_text import dump_json
 
 
 def render_json(report: Report, color: bool = False) -> str:
-    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False)
+    return dump_json(report.to_dict(), indent=2)
 
 
 def error_record(target: str, error: str, exit_code: int) -> dict:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from ..model import SCHEMA_VERSION
+from ..read.json_text import dump_json
 
 # the keys migrate sets in a config file; the dry-run preview shows these (every other key is kept as it was)
 CHANGED_KEYS = ("architectures", "adapters", "prediction_heads", "model_class", "config", "name")
@@ -76,7 +77,7 @@ def migration_dict(report, migration, result) -> dict[str, Any]:
 
 
 def render_migration_json(report, migration, result) -> str:
-    return json.dumps(migration_dict(report, migration, result), indent=2, ensure_ascii=False)
+    return dump_json(migration_dict(report, migration, result), indent=2)
 
 
 def _counts(migration) -> str:

@@ -12,7 +12,6 @@ result's properties.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from urllib.parse import quote
 
 from ..version import __version__
 from ..judge import ruledata
+from ..read.json_text import dump_json
 from ..read.locate import checkpoint_dir, display_path, finding_line, finding_path
 from ..model import Finding, Report, Severity
 
@@ -42,7 +42,7 @@ def render_sarif(reports: Sequence[Report], color: bool = False, *, root: str | 
                  errors: Sequence[str] = ()) -> str:
     """The SARIF log of REPORTS as JSON text; ROOT is where relative URIs start (default: the cwd); ERRORS
     say which targets could not be scanned (each message names its target)."""
-    return json.dumps(sarif_log(reports, root=root, errors=errors), indent=2, ensure_ascii=False)
+    return dump_json(sarif_log(reports, root=root, errors=errors), indent=2)
 
 
 def sarif_log(reports: Sequence[Report], *, root: str | os.PathLike | None = None,
