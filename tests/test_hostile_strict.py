@@ -14,6 +14,7 @@ import pytest
 from headcheck.errors import InputError
 from headcheck.read.pickle_index import read_pickle_index
 from helpers import CHECKPOINTS
+from fixtures import make_fixtures
 from hostile import capped_headcheck, scanned_in_batches, strict
 
 FIXTURE, FILE = "bert-seq-cls-bin", "pytorch_model.bin"
@@ -102,3 +103,21 @@ def test_each_file_torch_reads_indexes_with_notes(name):
     index = read_pickle_index(io.BytesIO(strict.cases()[name]), FILE)
     assert {k: (v.dtype, v.shape) for k, v in index.items()} == strict.TENSORS
     assert bool(index.notes) == (name != "legacy-clean"), (name, index.notes)
+
+
+def test_a_shard_torch_reads_anyway_is_named_in_its_warning(tmp_path):
+    """Shards are read one by one and merged: each shard's notes reach the report, naming the shard."""
+    tensors = {n: (i.dtype, i.shape) for n, i in read_pickle_index(CHECKPOINTS / FIXTURE / FILE, FILE).items()}
+    names = sorted(tensors)
+    first, second = {n: tensors[n] for n in names[:1]}, {n: tensors[n] for n in names[1:]}
+    folder = tmp_path / "sharded"
+    folder.mkdir()
+    shutil.copy(CHECKPOINTS / FIXTURE / "config.json", folder)
+    shards = {"pytorch_model-00001-of-00002.bin": first, "pytorch_model-00002-of-00002.bin": second}
+    (folder / "pytorch_model-00001-of-00002.bin").write_bytes(make_fixtures.torch_zip_bytes(first))
+    (folder / "pytorch_model-00002-of-00002.bin").write_bytes(strict.cases(second)["proto-twice-at-start"])
+    index = {"metadata": {"total_size": 0}, "weight_map": {n: s for s, part in shards.items() for n in part}}
+    (folder / "pytorch_model.bin.index.json").write_text(json.dumps(index))
+    done = capped_headcheck("scan", folder, "--format", "json")
+    warnings = [f for f in json.loads(done.stdout)["findings"] if f["rule"] == "HC134"]
+    assert len(warnings) == 1 and "pytorch_model-00002-of-00002.bin" in warnings[0]["message"], warnings
