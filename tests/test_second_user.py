@@ -199,3 +199,14 @@ def test_1_the_hook_refuses_a_push_of_a_hand_written_head(hand_made, tmp_path):
                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "HC101" in result.stdout + result.stderr
+
+
+def test_migrate_refuses_an_extra_file_that_is_a_device(tmp_path):
+    """A symlink to /dev/zero named like a tokenizer file would be copied without end: one line, exit 2."""
+    folder = tmp_path / "ckpt"
+    shutil.copytree(REPO / "tests" / "fixtures" / "checkpoints" / "bert-seq-cls", folder)
+    (folder / "vocab.txt").symlink_to("/dev/zero")
+    result = run_cli("migrate", folder, "--out", tmp_path / "out")
+    assert result.returncode == 2, result.stderr
+    assert "vocab.txt: not a regular file" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))

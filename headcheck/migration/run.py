@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import InputError
 from ..judge.engine import scan_facts, scan_path
 from ..model import Report, Verdict
 from ..read.facts import build_facts
@@ -250,6 +251,8 @@ def _copy_rest(source: Path, tmp: Path, migration: Migration) -> list[Path]:
         if entry.is_dir():
             shutil.copytree(entry, tmp / entry.name, symlinks=True)
             copied += [p.relative_to(source) for p in sorted(entry.rglob("*")) if p.is_file() and not p.is_symlink()]
+        elif not entry.is_file():  # a FIFO or device (or a link to one) would be copied without end
+            raise InputError(f"{entry}: not a regular file; nothing written")
         else:
             shutil.copy2(entry, tmp / entry.name)
             copied.append(entry.relative_to(source))
