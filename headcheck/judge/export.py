@@ -1,0 +1,184 @@
+"""Judge the way out of adapters: can this checkpoint be written as one of transformers' own classes?
+
+The inverse of the static -> flex judgement (static.py): a flex head whose config equals a static class's entry in
+adapters' head map takes that class's module names back; everything else is refused with a rule saying why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from . import layouts, ruledata
+from .judgement import finding
+from ..model import Export, ExportVerdict, Finding, Kind, Layout, Report, Verdict
+from ..read.facts import Facts
+
+TARGET = "transformers"
+# the keys that decide what a flex head computes at inference (dropout only matters in training)
+SHAPE_KEYS = ("layers", "activation_function", "use_pooler", "bias", "layer_norm")
+
+
+class ExportChoiceError(ValueError):
+    """--head / --adapter name nothing the checkpoint holds, or several adapters and none chosen."""
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What an export writes: the static class, and where each flex head layer's parameters go."""
+
+    architecture: str
+    head_name: str
+    head_type: str  # the flex head type
+    layer_modules: Mapping[int, str]  # flex head layer index -> static module path
+    tied_output_bias: str | None  # the static class's name of an LM output bias it ties to the decoder's
+    pooler_dense: str | None  # the base model's pooler dense layer (None: the family has no pooler)
+    keeps_pooler: bool  # the static class's base model has a pooler
+    head_writes_pooler: bool  # head layer 1 is written as the pooler's dense layer
+    config: Mapping[str, Any] = field(default_factory=dict)  # config.json keys the class reads for this head
+
+
+@dataclass(frozen=True)
+class ExportJudgement:
+    export: Export
+    plan: ExportPlan | None = None
+
+
+def _shape(cfg: Mapping[str, Any], head_type: str) -> dict[str, Any]:
+    """A flex head config's SHAPE_KEYS, with adapters' defaults for the keys it leaves out."""
+    lm = layouts.is_lm_head(head_type)
+    return {"layers": int(cfg.get("layers") or 1), "activation_function": cfg.get("activation_function") or None,
+            "use_pooler": bool(cfg.get("use_pooler", False)), "bias": bool(cfg.get("bias", not lm)),
+            "layer_norm": bool(cfg.get("layer_norm", False))}
+
+
+def _refused(code: str, message: str, config_file: str, key: str | None = None,
+             hint: str | None = None) -> ExportJudgement:
+    return _refusals([finding(code, message, file=config_file, key=key, hint=hint)])
+
+
+def _refusals(findings: list[Finding]) -> ExportJudgement:
+    return ExportJudgement(Export(TARGET, ExportVerdict.NOT_EXPORTABLE, findings=tuple(findings)))
+
+
+def judge_transformers_export(facts: Facts, report: Report, head: str | None = None,
+                              adapter: str | None = None) -> ExportJudgement:
+    """`exports.transformers` of a scanned checkpoint; `head` / `adapter` choose where it carries several."""
+    config_file = facts.doc_file("model") or "config.json"
+    config = facts.doc("model") or {}
+    if report.kind is Kind.ADAPTER:
+        return _adapter_folder(facts)
+    if report.kind is not Kind.FULL_MODEL or report.layout in (Layout.CUSTOM, Layout.FOREIGN):
+        return ExportJudgement(Export(TARGET, ExportVerdict.NOT_APPLICABLE))
+    adapters_refused = _adapters_block(config, config_file, adapter)
+    if report.layout in (Layout.STATIC, Layout.BASE) and not adapters_refused:
+        return ExportJudgement(Export(TARGET, ExportVerdict.NATIVE, report.head.architecture))
+    if report.layout is Layout.LEGACY_FLEX or report.verdict not in (Verdict.ALREADY_FLEX, Verdict.NO_HEAD):
+        why = ("saved by a legacy class" if report.layout is Layout.LEGACY_FLEX
+               else f"its scan verdict is {report.verdict.value}")
+        return _refused("HC146", f"not exported: {why}; an export reproduces a consistent flex checkpoint",
+                        config_file, hint=f"headcheck migrate {report.source} --out FLEX, then export FLEX")
+    heads = dict(config.get("prediction_heads") or {})
+    if head is not None:
+        if head not in heads:
+            raise ExportChoiceError(f"--head {head}: the checkpoint's heads are {', '.join(heads) or 'none'}")
+        heads = {head: heads[head]}
+    if len(heads) > 1:
+        return _refused("HC144", f"{len(heads)} heads ({', '.join(heads)}); a transformers class holds one",
+                        config_file, "prediction_heads", f"choose one: --head {next(iter(heads))}")
+    if adapters_refused:
+        return _refusals(adapters_refused)
+    if not heads:
+        return _refused("HC142", "a flex model without a prediction head: headcheck has no proven export of "
+                                 "the bare base model", config_file, "prediction_heads")
+    name, cfg = next(iter(heads.items()))
+    return _judge_head(report.model_type, name, cfg, config_file)
+
+
+def _adapters_block(config: Mapping[str, Any], config_file: str, adapter: str | None) -> list[Finding]:
+    """Adapters saved in a full model (config.json's adapters block): none is merged yet, so each refuses."""
+    block = config.get("adapters") if isinstance(config.get("adapters"), dict) else {}
+    names = dict(block.get("adapters") or {})
+    if adapter is not None and adapter not in names:
+        raise ExportChoiceError(f"--adapter {adapter}: the checkpoint's adapters are {', '.join(names) or 'none'}")
+    chosen = [adapter] if adapter is not None else list(names)
+    return [finding("HC145", f"adapter {name!r} ({_method(block, names[name])}) is not merged by headcheck",
+                    file=config_file, key=f"adapters.adapters.{name}",
+                    hint="keep serving it with adapters, or retrain without it")
+            for name in chosen]
+
+
+def _method(block: Mapping[str, Any], config_name: Any) -> str:
+    cfg = config_name if isinstance(config_name, dict) else (block.get("config_map") or {}).get(config_name, config_name)
+    if isinstance(cfg, dict):
+        return str(cfg.get("architecture") or "bottleneck")
+    return str(cfg)
+
+
+def _adapter_folder(facts: Facts) -> ExportJudgement:
+    doc = facts.doc("adapter") or {}
+    cfg = doc.get("config")
+    method = (cfg.get("architecture") or "bottleneck") if isinstance(cfg, dict) else str(cfg)
+    return _refused("HC145", f"adapter {doc.get('name')!r} ({method}) is not merged by headcheck",
+                    facts.doc_file("adapter") or "adapter_config.json", "config",
+                    "keep serving it with adapters, or retrain without it")
+
+
+def _judge_head(model_type: str | None, name: str, cfg: Mapping[str, Any], config_file: str) -> ExportJudgement:
+    data = ruledata.exports()
+    head_type = str(cfg.get("head_type") or "unknown")
+    key = f"prediction_heads.{name}"
+    static_type = "classification" if head_type == "multilabel_classification" else head_type
+    if model_type in data["last_token_pooling"] and static_type == "classification":
+        return _refused("HC143", f"head {name!r}: {model_type} classification pools the last token, which adapters "
+                                 "and transformers pick differently under left padding", config_file, key)
+    candidates = layouts.static_classes_for(model_type, static_type) if model_type else []
+    if head_type in data["no_static_class"] or model_type not in data["families"] or not candidates:
+        return _refused("HC142", f"head {name!r} ({head_type}) of model_type {model_type!r}: no transformers class "
+                                 "computes it, or headcheck has proven none", config_file, key)
+    shape = _shape(cfg, head_type)
+    pooler = data["pooler"].get(model_type)
+    variant = data["pooler_variant"]
+    for class_name in candidates:
+        layout = layouts.static_layout(class_name)
+        wanted = _shape(layout["config"], static_type)
+        via_pooler = (pooler is not None and shape == _shape(variant["config"], static_type)
+                      and class_name in pooler["kept_by"]
+                      and all(wanted[k] == v for k, v in variant["replaces"].items()))
+        if shape == wanted or via_pooler:
+            return ExportJudgement(Export(TARGET, ExportVerdict.EXPORTABLE, class_name, head_name=name),
+                                   plan=_plan(class_name, layout, name, head_type, cfg, pooler, via_pooler))
+    nearest = layouts.static_layout(candidates[0])
+    wanted = _shape(nearest["config"], static_type)
+    differs = [k for k in SHAPE_KEYS if shape[k] != wanted[k]]
+    described = ", ".join(f"{k} {shape[k]!r} (the class: {wanted[k]!r})" for k in differs)
+    if differs == ["activation_function"]:
+        return _refused("HC140", f"head {name!r}: {candidates[0]} hard-codes another activation: {described}",
+                        config_file, f"{key}.activation_function")
+    return _refused("HC141", f"head {name!r} has no place in {candidates[0]}: {described}", config_file, key)
+
+
+def _plan(class_name: str, layout: Mapping[str, Any], name: str, head_type: str, cfg: Mapping[str, Any],
+          pooler: Mapping[str, Any] | None, via_pooler: bool) -> ExportPlan:
+    modules = {layer.index: layer.module for layer in layouts.static_layers(layout)}
+    if via_pooler:  # adapters' layer 1 (dense, then tanh) is the pooler; its output layer the class's classifier
+        modules = {1: pooler["dense"], 4: modules[1]}
+    return ExportPlan(class_name, name, head_type, modules, layout.get("tied_output_bias"),
+                      pooler["dense"] if pooler else None, bool(pooler and class_name in pooler["kept_by"]),
+                      via_pooler, _head_settings(head_type, cfg))
+
+
+def _head_settings(head_type: str, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The config.json keys the static class reads for the head: labels and the loss (problem_type)."""
+    if layouts.is_lm_head(head_type) or head_type in ("multiple_choice", "question_answering"):
+        return {}
+    label2id = cfg.get("label2id") if isinstance(cfg.get("label2id"), dict) else None
+    num_labels = int(cfg.get("num_labels") or len(label2id or {}) or 2)
+    if not label2id or len(label2id) != num_labels:
+        label2id = {f"LABEL_{i}": i for i in range(num_labels)}
+    settings: dict[str, Any] = {"id2label": {str(i): label for label, i in label2id.items()}, "label2id": label2id}
+    if head_type == "multilabel_classification":
+        settings["problem_type"] = "multi_label_classification"
+    elif head_type == "classification":
+        settings["problem_type"] = "regression" if num_labels == 1 else "single_label_classification"
+    return settings
