@@ -47,9 +47,12 @@ class ExportJudgement:
 def _shape(cfg: Mapping[str, Any], head_type: str) -> dict[str, Any]:
     """A flex head config's SHAPE_KEYS, with adapters' defaults for the keys it leaves out."""
     lm = layouts.is_lm_head(head_type)
-    return {"layers": int(cfg.get("layers") or 1), "activation_function": cfg.get("activation_function") or None,
+    layers = int(cfg.get("layers") or 1)
+    # adapters builds the activation (and an LM head's layer norm) between layers only: a one-layer head has
+    # neither, whatever its config names
+    return {"layers": layers, "activation_function": (cfg.get("activation_function") or None) if layers > 1 else None,
             "use_pooler": bool(cfg.get("use_pooler", False)), "bias": bool(cfg.get("bias", not lm)),
-            "layer_norm": bool(cfg.get("layer_norm", False))}
+            "layer_norm": bool(cfg.get("layer_norm", False)) and layers > 1}
 
 
 def _refused(code: str, message: str, config_file: str, key: str | None = None,

@@ -72,6 +72,7 @@ class Migration:
     configs: Mapping[str, dict[str, Any]]  # file name -> new JSON content
     index_file: str | None  # regenerated shard index name, when sharded
     duplicates: tuple[Duplicate, ...] = ()  # dropped tensors that must equal a placed one
+    export: str | None = None  # the transformers class an export out of adapters declares (None: into flex)
 
 
 def _flex_head_config(report: Report) -> dict[str, Any]:
