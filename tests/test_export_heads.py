@@ -53,12 +53,18 @@ EXPORTABLE = {
     # add_causal_lm_head always adds an output bias and a transform layer; a causal LM head without them is one
     # converted from GPT2LMHeadModel (CONVERTED below)
     "gpt2-qa": ("gpt2", {"squad": {"type": "question_answering"}}, "GPT2ForQuestionAnswering"),
+    "bart-default-classification": ("bart", {"sst": {"type": "classification", "num_labels": 3}},
+                                    "BartForSequenceClassification"),
+    "bart-seq2seq-lm": ("bart", {"gen": {"type": "seq2seq_lm"}}, "BartForConditionalGeneration"),
+    "t5-seq2seq-lm": ("t5", {"gen": {"type": "seq2seq_lm"}}, "T5ForConditionalGeneration"),
+    "beit-pooler-image-classification": ("beit", {"img": {"type": "image_classification", "num_labels": 3,
+                                                          "use_pooler": True}}, "BeitForImageClassification"),
 }
 
 # static classes migrated into flex by headcheck, then exported: the round trip gives the class back
 CONVERTED = ["BertForSequenceClassification", "BertForMaskedLM", "RobertaForSequenceClassification",
              "XLMRobertaForTokenClassification", "DistilBertForSequenceClassification", "ElectraForSequenceClassification",
-             "GPT2LMHeadModel"]
+             "GPT2LMHeadModel", "BartForConditionalGeneration", "T5ForConditionalGeneration", "BeitForImageClassification"]
 
 # shape -> (model_type, flex heads, the rule that refuses it)
 REFUSED = {

@@ -6,10 +6,12 @@ adapters' head map takes that class's module names back; everything else is refu
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from . import layouts, ruledata
+from .export_adapters import Merge, judge_merge, why_not_merged
 from .judgement import finding
 from ..model import Export, ExportVerdict, Finding, Kind, Layout, Report, Verdict
 from ..read.facts import Facts
@@ -35,13 +37,17 @@ class ExportPlan:
     pooler_dense: str | None  # the base model's pooler dense layer (None: the family has no pooler)
     keeps_pooler: bool  # the static class's base model has a pooler
     head_writes_pooler: bool  # head layer 1 is written as the pooler's dense layer
+    base_renames: Mapping[str, str] = field(default_factory=dict)  # flex name prefix -> the static class's
+    output_bias_buffer: str | None = None  # BART's final_logits_bias: the LM head's output bias, or zeros
     config: Mapping[str, Any] = field(default_factory=dict)  # config.json keys the class reads for this head
+    merge: Merge | None = None  # the adapter merged into the base weights
 
 
 @dataclass(frozen=True)
 class ExportJudgement:
     export: Export
     plan: ExportPlan | None = None
+    adapter_choices: tuple[str, ...] = ()  # several adapters: migrate needs --adapter, one of these
 
 
 def _shape(cfg: Mapping[str, Any], head_type: str) -> dict[str, Any]:
@@ -73,9 +79,12 @@ def judge_transformers_export(facts: Facts, report: Report, head: str | None = N
         return _adapter_folder(facts)
     if report.kind is not Kind.FULL_MODEL or report.layout in (Layout.CUSTOM, Layout.FOREIGN):
         return ExportJudgement(Export(TARGET, ExportVerdict.NOT_APPLICABLE))
-    adapters_refused = _adapters_block(config, config_file, adapter)
-    if report.layout in (Layout.STATIC, Layout.BASE) and not adapters_refused:
-        return ExportJudgement(Export(TARGET, ExportVerdict.NATIVE, report.head.architecture))
+    merging = judge_merge(config, config_file, adapter, report.model_type)
+    if report.layout in (Layout.STATIC, Layout.BASE):
+        if not (merging.findings or merging.merge or merging.choices):
+            return ExportJudgement(Export(TARGET, ExportVerdict.NATIVE, report.head.architecture))
+        return _refused("HC145", "a static model with adapters saved whole (adapters.init): headcheck merges "
+                                 "adapters of flex models only", config_file, "adapters")
     if report.layout is Layout.LEGACY_FLEX or report.verdict not in (Verdict.ALREADY_FLEX, Verdict.NO_HEAD):
         why = ("saved by a legacy class" if report.layout is Layout.LEGACY_FLEX
                else f"its scan verdict is {report.verdict.value}")
@@ -89,42 +98,28 @@ def judge_transformers_export(facts: Facts, report: Report, head: str | None = N
     if len(heads) > 1:
         return _refused("HC144", f"{len(heads)} heads ({', '.join(heads)}); a transformers class holds one",
                         config_file, "prediction_heads", f"choose one: --head {next(iter(heads))}")
-    if adapters_refused:
-        return _refusals(adapters_refused)
+    if merging.findings:
+        return _refusals(list(merging.findings))
     if not heads:
         return _refused("HC142", "a flex model without a prediction head: headcheck has no proven export of "
                                  "the bare base model", config_file, "prediction_heads")
     name, cfg = next(iter(heads.items()))
-    return _judge_head(report.model_type, name, cfg, config_file)
-
-
-def _adapters_block(config: Mapping[str, Any], config_file: str, adapter: str | None) -> list[Finding]:
-    """Adapters saved in a full model (config.json's adapters block): none is merged yet, so each refuses."""
-    block = config.get("adapters") if isinstance(config.get("adapters"), dict) else {}
-    names = dict(block.get("adapters") or {})
-    if adapter is not None and adapter not in names:
-        raise ExportChoiceError(f"--adapter {adapter}: the checkpoint's adapters are {', '.join(names) or 'none'}")
-    chosen = [adapter] if adapter is not None else list(names)
-    return [finding("HC145", f"adapter {name!r} ({_method(block, names[name])}) is not merged by headcheck",
-                    file=config_file, key=f"adapters.adapters.{name}",
-                    hint="keep serving it with adapters, or retrain without it")
-            for name in chosen]
-
-
-def _method(block: Mapping[str, Any], config_name: Any) -> str:
-    cfg = config_name if isinstance(config_name, dict) else (block.get("config_map") or {}).get(config_name, config_name)
-    if isinstance(cfg, dict):
-        return str(cfg.get("architecture") or "bottleneck")
-    return str(cfg)
+    judged = _judge_head(report.model_type, name, cfg, config_file)
+    if judged.plan is None:
+        return judged
+    merge = merging.merge
+    export = dataclasses.replace(judged.export, adapter=merge.adapter if merge else None, notes=merging.notes)
+    return ExportJudgement(export, dataclasses.replace(judged.plan, merge=merge), merging.choices)
 
 
 def _adapter_folder(facts: Facts) -> ExportJudgement:
     doc = facts.doc("adapter") or {}
-    cfg = doc.get("config")
-    method = (cfg.get("architecture") or "bottleneck") if isinstance(cfg, dict) else str(cfg)
-    return _refused("HC145", f"adapter {doc.get('name')!r} ({method}) is not merged by headcheck",
-                    facts.doc_file("adapter") or "adapter_config.json", "config",
-                    "keep serving it with adapters, or retrain without it")
+    file = facts.doc_file("adapter") or "adapter_config.json"
+    why = why_not_merged(doc.get("config"), doc.get("model_type"))
+    message = (f"adapter {doc.get('name')!r} is {why}; headcheck does not merge it" if why else
+               f"adapter folder {doc.get('name')!r}: headcheck merges the adapters of full models only")
+    hint = None if why else "load it into its base model with adapters, save the model whole, and export that"
+    return _refused("HC145", message, file, "config", hint)
 
 
 def _judge_head(model_type: str | None, name: str, cfg: Mapping[str, Any], config_file: str) -> ExportJudgement:
@@ -144,15 +139,14 @@ def _judge_head(model_type: str | None, name: str, cfg: Mapping[str, Any], confi
     variant = data["pooler_variant"]
     for class_name in candidates:
         layout = layouts.static_layout(class_name)
-        wanted = _shape(layout["config"], static_type)
+        wanted = _class_shape(model_type, layout, static_type, shape)
         via_pooler = (pooler is not None and shape == _shape(variant["config"], static_type)
                       and class_name in pooler["kept_by"]
                       and all(wanted[k] == v for k, v in variant["replaces"].items()))
         if shape == wanted or via_pooler:
             return ExportJudgement(Export(TARGET, ExportVerdict.EXPORTABLE, class_name, head_name=name),
-                                   plan=_plan(class_name, layout, name, head_type, cfg, pooler, via_pooler))
-    nearest = layouts.static_layout(candidates[0])
-    wanted = _shape(nearest["config"], static_type)
+                                   plan=_plan(model_type, class_name, layout, name, head_type, cfg, pooler, via_pooler))
+    wanted = _class_shape(model_type, layouts.static_layout(candidates[0]), static_type, shape)
     differs = [k for k in SHAPE_KEYS if shape[k] != wanted[k]]
     described = ", ".join(f"{k} {shape[k]!r} (the class: {wanted[k]!r})" for k in differs)
     if differs == ["activation_function"]:
@@ -161,14 +155,27 @@ def _judge_head(model_type: str | None, name: str, cfg: Mapping[str, Any], confi
     return _refused("HC141", f"head {name!r} has no place in {candidates[0]}: {described}", config_file, key)
 
 
-def _plan(class_name: str, layout: Mapping[str, Any], name: str, head_type: str, cfg: Mapping[str, Any],
-          pooler: Mapping[str, Any] | None, via_pooler: bool) -> ExportPlan:
+def _class_shape(model_type: str, layout: Mapping[str, Any], static_type: str,
+                 shape: Mapping[str, Any]) -> dict[str, Any]:
+    """The shape a static class computes; an LM output bias fits a class that adds a bias buffer (BART's
+    final_logits_bias holds it, or zeros for a head without one)."""
+    wanted = _shape(layout["config"], static_type)
+    if static_type == "seq2seq_lm" and model_type in ruledata.exports()["output_bias_buffer"]:
+        wanted["bias"] = shape["bias"]
+    return wanted
+
+
+def _plan(model_type: str, class_name: str, layout: Mapping[str, Any], name: str, head_type: str,
+          cfg: Mapping[str, Any], pooler: Mapping[str, Any] | None, via_pooler: bool) -> ExportPlan:
     modules = {layer.index: layer.module for layer in layouts.static_layers(layout)}
     if via_pooler:  # adapters' layer 1 (dense, then tanh) is the pooler; its output layer the class's classifier
         modules = {1: pooler["dense"], 4: modules[1]}
+    data = ruledata.exports()
+    buffer = data["output_bias_buffer"].get(model_type) if head_type == "seq2seq_lm" else None
     return ExportPlan(class_name, name, head_type, modules, layout.get("tied_output_bias"),
                       pooler["dense"] if pooler else None, bool(pooler and class_name in pooler["kept_by"]),
-                      via_pooler, _head_settings(head_type, cfg))
+                      via_pooler, base_renames=data["base_renames"].get(model_type, {}), output_bias_buffer=buffer,
+                      config=_head_settings(head_type, cfg))
 
 
 def _head_settings(head_type: str, cfg: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,14 +11,19 @@ from typing import Any, Mapping
 
 from ..judge import layouts
 from ..judge.engine import scan_facts, with_export
-from ..judge.export import ExportPlan, judge_transformers_export
+from ..judge.export import ExportChoiceError, ExportPlan, judge_transformers_export
 from ..model import ExportVerdict, Kind, Layout, Report
 from ..read.facts import Facts, files_of_role
-from .plan import SAFE_INDEX, Migration, MigrationError, TensorMove, OutputFile, _output_name
+from ..read.tensor_info import TensorInfo
+from .merge import MergedTensor
+from .plan import SAFE_INDEX, AddedTensor, Migration, MigrationError, OutputFile, TensorMove, _output_name
 
 # config.json keys only adapters reads: an export must not carry them (a plain transformers load ignores them,
 # but a later adapters load would take the checkpoint for a flex one)
 ADAPTERS_KEYS = ("adapters", "prediction_heads", "custom_heads")
+# modules adapters adds to a model for its other methods (methods/*.py): their tensors never go into an export
+ADAPTER_MODULES = {"adapters", "adapter_fusion_layer", "prefix_tunings", "invertible_adapters", "shared_parameters",
+                   "refts", "prompt_tuning", "prefix_tuning"}
 
 
 def _head_target(rest: str, plan: ExportPlan) -> str:
@@ -27,14 +32,34 @@ def _head_target(rest: str, plan: ExportPlan) -> str:
     module = plan.layer_modules.get(int(index)) if index.isdigit() else None
     if module is None:
         raise MigrationError(f"heads.{plan.head_name}.{rest}: no place in {plan.architecture}")
-    final = max(plan.layer_modules)
-    if plan.tied_output_bias and int(index) == final and param == "bias":
-        return plan.tied_output_bias  # the name the static class saves its tied output bias under
+    if int(index) == max(plan.layer_modules) and param == "bias":
+        if plan.output_bias_buffer:  # BART adds final_logits_bias to its logits: the flex output bias
+            return plan.output_bias_buffer
+        if plan.tied_output_bias:  # the name the static class saves its tied output bias under
+            return plan.tied_output_bias
     return f"{module}.{param}"
 
 
-def _fate(name: str, plan: ExportPlan, base_prefixes: set[str]) -> tuple[str | None, str | None]:
+def _adapter_part(name: str) -> tuple[str, str, str] | None:
+    """`x.query.loras.task.lora_A` -> ("x.query", "task", "lora_A"); None for a tensor of no adapter module.
+    Other adapter modules (bottleneck, prefix, fusion, ...) give ("", "", module)."""
+    parts = name.split(".")
+    if "loras" in parts:
+        at = parts.index("loras")
+        return ".".join(parts[:at]), ".".join(parts[at + 1:-1]), parts[-1]
+    found = ADAPTER_MODULES.intersection(parts)
+    return ("", "", found.pop()) if found else None
+
+
+def _fate(name: str, plan: ExportPlan, base_prefixes: set[str], others: tuple[str, ...]) -> tuple[str | None, str | None]:
     """(target, None) for a tensor that is written, (None, why) for one left out."""
+    if adapter_part := _adapter_part(name):
+        module, adapter, _ = adapter_part
+        if plan.merge is not None and adapter == plan.merge.adapter:
+            return None, f"merged into {module}"
+        if adapter in others:
+            return None, f"adapter {adapter!r}, not the one merged"
+        raise MigrationError(f"{name}: an adapter tensor the export has no merge for")
     head_prefix = f"heads.{plan.head_name}."
     if name.startswith(head_prefix):
         return _head_target(name[len(head_prefix):], plan), None
@@ -46,29 +71,76 @@ def _fate(name: str, plan: ExportPlan, base_prefixes: set[str]) -> tuple[str | N
         if not plan.keeps_pooler:
             return None, f"the flex model's pooler, unused by its head; {plan.architecture} has none"
         return name, None
+    for flex_prefix, static_prefix in plan.base_renames.items():
+        if name.startswith(flex_prefix):
+            return static_prefix + name[len(flex_prefix):], None
     if name.split(".", 1)[0] in base_prefixes:
         return name, None
     raise MigrationError(f"{name}: no destination planned for this tensor")  # never a silent drop
 
 
-def plan_transformers_export(facts: Facts, plan: ExportPlan) -> Migration:
+def _merged(tensors: Mapping[str, TensorInfo], plan: ExportPlan) -> dict[str, MergedTensor]:
+    """Base tensor name -> the merged tensor written in its stead."""
+    merge = plan.merge
+    if merge is None:
+        return {}
+    merged = {}
+    for name in tensors:
+        part = _adapter_part(name)
+        if not part or part[1] != merge.adapter or part[2] != "lora_B":
+            continue
+        module = part[0]
+        lora_a = tensors.get(f"{module}.loras.{merge.adapter}.lora_A") if merge.kind == "lora" else None
+        if merge.kind == "lora" and lora_a is None:
+            raise MigrationError(f"{name}: no lora_A beside it")
+        params = ("weight", "bias") if merge.kind == "ia3" else ("weight",)
+        for param in params:
+            if (base := tensors.get(f"{module}.{param}")) is not None:
+                merged[base.name] = MergedTensor(base.name, base, merge.kind, merge.scaling, lora_a, tensors[name])
+    return merged
+
+
+def plan_transformers_export(facts: Facts, plan: ExportPlan, others: tuple[str, ...] = ()) -> Migration:
+    """`others`: the adapters the model carries besides the merged one, whose tensors are left out."""
     config = facts.doc("model") or {}
     fam = layouts.family(config.get("model_type")) or {}
     base_prefixes = set(fam.get("static_base_prefixes", ()))
     sharded = facts.weight_files["model"][0].endswith(".index.json")
+    tensors = facts.weights["model"]
+    merged = _merged(tensors, plan)
     moves: dict[str, list[TensorMove]] = {}
+    computed: dict[str, list[MergedTensor]] = {}
     dropped: list[tuple[str, str]] = []
-    for name, info in sorted(facts.weights["model"].items()):
-        target, why = _fate(name, plan, base_prefixes)
+    for name, info in sorted(tensors.items()):
+        if name in merged:
+            computed.setdefault(_output_name(info.file, sharded), []).append(merged[name])
+            continue
+        target, why = _fate(name, plan, base_prefixes, others)
         if target is None:
             dropped.append((name, why))
             continue
-        moves.setdefault(_output_name(info.file, sharded), []).append(TensorMove(info, target, info.shape))
-    outputs = tuple(OutputFile(name, tuple(items)) for name, items in sorted(moves.items()))
+        # final_logits_bias is [1, vocab] where the flex head's bias is [vocab]: the same bytes
+        shape = (1, *info.shape) if target == plan.output_bias_buffer else info.shape
+        moves.setdefault(_output_name(info.file, sharded), []).append(TensorMove(info, target, shape))
+    first = sorted(moves)[0]
+    added = _zero_output_bias(plan, config, moves)
+    outputs = tuple(OutputFile(name, tuple(moves.get(name, ())), added if name == first else (),
+                               tuple(computed.get(name, ())))
+                    for name in sorted({*moves, *computed}))
     replaced = (*facts.weight_files["model"], *files_of_role(facts.files, "model"), facts.doc_file("model"))
     return Migration(Kind.FULL_MODEL, outputs, tuple(dropped), tuple(dict.fromkeys(replaced)),
                      {"config.json": export_config(config, plan)}, SAFE_INDEX if sharded else None,
                      export=plan.architecture)
+
+
+def _zero_output_bias(plan: ExportPlan, config: Mapping[str, Any],
+                      moves: Mapping[str, list[TensorMove]]) -> tuple[AddedTensor, ...]:
+    """A flex seq2seq head without an output bias adds nothing to the logits: BART's final_logits_bias as zeros."""
+    placed = [m for items in moves.values() for m in items]
+    if not plan.output_bias_buffer or any(m.target == plan.output_bias_buffer for m in placed):
+        return ()
+    return (AddedTensor(plan.output_bias_buffer, placed[0].source.dtype, (1, int(config["vocab_size"])),
+                        "the flex head has no output bias; the class adds this buffer to its logits"),)
 
 
 def export_config(config: Mapping[str, Any], plan: ExportPlan) -> dict[str, Any]:
@@ -90,7 +162,12 @@ def prepare_export(facts: Facts, *, head: str | None = None,
         return report, Migration(report.kind, (), (), (), {}, None, export=judged.export.architecture)
     if judged.plan is None:
         return report, None
-    return report, plan_transformers_export(facts, judged.plan)
+    if judged.adapter_choices and adapter is None:
+        raise ExportChoiceError(f"{len(judged.adapter_choices)} adapters ({', '.join(judged.adapter_choices)}) and "
+                                "a saved model does not record which one was active: choose one with --adapter NAME")
+    merged = judged.plan.merge.adapter if judged.plan.merge else None
+    others = tuple(n for n in ((facts.doc("model") or {}).get("adapters") or {}).get("adapters") or {} if n != merged)
+    return report, plan_transformers_export(facts, judged.plan, others)
 
 
 def export_rescan_problem(rescan: Report, architecture: str) -> str | None:

@@ -56,6 +56,7 @@ class OutputFile:
     name: str
     moves: tuple[TensorMove, ...]
     added: tuple[AddedTensor, ...] = ()
+    computed: tuple[Any, ...] = ()  # merge.MergedTensor: bytes computed from several source tensors (exports)
 
     @property
     def is_pickle(self) -> bool:

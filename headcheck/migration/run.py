@@ -127,7 +127,7 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
         report, migration = prepare(source, head_name=head_name, head_type=head_type, num_choices=num_choices,
                                     to=to, head=head, adapter=adapter)
         if compare is not None and migration.export is not None:  # the original runs the exported head
-            compare = functools.partial(compare, head=report.exports[0].head_name)
+            compare = functools.partial(compare, head=report.exports[0].head_name, adapter=report.exports[0].adapter)
         comparisons: list = []
         checks = [_verify_check(compare, source, base, report, comparisons, on_stage)] if compare else []
         checks += [accept] if accept is not None else []
@@ -254,6 +254,10 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tupl
             length = nbytes(added.dtype, added.shape)
             pending.append(PendingTensor(added.target, added.dtype, added.shape, length,
                                          functools.partial(zero_chunks, length)))
+        for merged in output.computed:  # the digest is of the computed bytes, which the byte check compares
+            pending.append(PendingTensor(merged.target, merged.base.dtype, merged.base.shape,
+                                         nbytes(merged.base.dtype, merged.base.shape),
+                                         functools.partial(_computed_chunks, merged, source)))
         write = write_torch_zip if output.is_pickle else write_safetensors
         written = write(tmp / output.name, pending, on_bytes)
         digests.update(((output.name, name), digest) for name, digest in written.items())
@@ -262,6 +266,10 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tupl
     for name, content in migration.configs.items():
         (tmp / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return digests
+
+
+def _computed_chunks(merged, source: Path):
+    yield memoryview(merged.compute(source))
 
 
 def _copy_rest(source: Path, tmp: Path, migration: Migration) -> list[Path]:
@@ -309,6 +317,7 @@ def _check_bytes(tmp: Path, migration: Migration, digests: dict[tuple[str, str],
             written = read_pickle_index(path, output.name) if output.is_pickle else read_safetensors_index(path, output.name)[0]
             planned = {m.target: (m.source.dtype, m.shape) for m in output.moves}
             planned.update((a.target, (a.dtype, a.shape)) for a in output.added)
+            planned.update((c.target, (c.base.dtype, c.base.shape)) for c in output.computed)
             if {name: (info.dtype, info.shape) for name, info in written.items()} != planned:
                 raise MigrationError(f"{output.name}: written tensors differ from the plan (names, dtypes or shapes)")
 

@@ -218,8 +218,9 @@ def _has_safetensors(folder: Path) -> bool:
 
 
 def compare_export(original: Path, exported: Path, base: Path | str | None = None, original_class: str | None = None,
-                   plan=None, head: str | None = None) -> Comparison:
-    """An export out of adapters: the original with adapters (its head `head` active), the export with plain
+                   plan=None, head: str | None = None, adapter: str | None = None) -> Comparison:
+    """An export out of adapters: the original with adapters (its head `head` and the merged `adapter` active),
+    the export with plain
     transformers' class named in its config.json, on the same fixed inputs. (`base`, `original_class` and `plan`
     belong to the flex direction's signature: an export's original is always a flex model.)"""
     with _quiet_loading():
@@ -229,6 +230,8 @@ def compare_export(original: Path, exported: Path, base: Path | str | None = Non
         before = adapters.AutoAdapterModel.from_pretrained(original).eval()
         head = head or next(iter(before.config.prediction_heads))
         before.active_head = head
+        if adapter is not None:
+            before.set_active_adapters(adapter)
         head_config = before.config.prediction_heads[head]
         name = json.loads((exported / "config.json").read_text())["architectures"][0]
         after, info = getattr(transformers, name).from_pretrained(exported, output_loading_info=True)

@@ -77,6 +77,7 @@ def _export_line(export: Export) -> str:
     if export.architecture:
         line += f" as {export.architecture}" if export.verdict is ExportVerdict.EXPORTABLE else f" ({export.architecture})"
     if export.head_name:
-        line += f" (head {export.head_name!r})"
+        line += f" (head {export.head_name!r}" + (f", adapter {export.adapter!r} merged)" if export.adapter else ")")
     reasons = [f"            {f.rule}: {f.message}" for f in export.findings]
+    reasons += [f"            - {note}" for note in export.notes]
     return "\n".join([line, *reasons])

@@ -1,0 +1,63 @@
+"""The bytes of a merged tensor, computed with numpy (no torch): an adapter folded into a base weight.
+
+Each tensor is widened to float32 (bfloat16 exactly, by a 16-bit shift), merged in float32, and stored back in the
+checkpoint's dtype (bfloat16 rounded to nearest even, as torch rounds). One tensor at a time: the peak is a few
+copies of the largest adapted matrix, whatever the checkpoint's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..read.tensor_info import TensorInfo
+from .tensor_bytes import tensor_chunks
+
+FLOATS = {"F32": "<f4", "F16": "<f2"}
+
+
+class MergeError(ValueError):
+    """A tensor headcheck cannot merge (its dtype or shapes do not fit)."""
+
+
+@dataclass(frozen=True)
+class MergedTensor:
+    """A base weight (or bias) with an adapter folded in; the others are the adapter's tensors."""
+
+    target: str
+    base: TensorInfo
+    kind: str  # "lora": base + scaling * B @ A; "ia3": base * scaling * l (row by row)
+    scaling: float
+    lora_a: TensorInfo | None  # lora only
+    lora_b: TensorInfo  # B of a LoRA, the vector l of (IA)^3
+
+    def compute(self, root: Path) -> bytes:
+        base = _read(root, self.base)
+        b = _read(root, self.lora_b)
+        if self.kind == "lora":
+            merged = base + np.float32(self.scaling) * (b @ _read(root, self.lora_a))
+        else:  # (IA)^3 scales the layer's output: each output row of the weight, and the bias, by the same factor
+            factor = np.float32(self.scaling) * b.reshape(-1)
+            merged = base * (factor[:, None] if base.ndim == 2 else factor)
+        if merged.shape != base.shape:
+            raise MergeError(f"{self.target}: the merged tensor has shape {merged.shape}, the base {base.shape}")
+        return _encode(merged.astype(np.float32), self.base.dtype)
+
+
+def _read(root: Path, info: TensorInfo) -> np.ndarray:
+    raw = b"".join(bytes(chunk) for chunk in tensor_chunks(root, info))
+    if info.dtype == "BF16":  # bfloat16 is the upper half of a float32: shift it back into place
+        return (np.frombuffer(raw, "<u2").astype("<u4") << 16).view("<f4").reshape(info.shape)
+    if info.dtype not in FLOATS:
+        raise MergeError(f"{info.name}: cannot merge a {info.dtype} tensor")
+    return np.frombuffer(raw, FLOATS[info.dtype]).astype(np.float32).reshape(info.shape)
+
+
+def _encode(values: np.ndarray, dtype: str) -> bytes:
+    if dtype == "BF16":  # round to nearest even on the 16 bits dropped
+        bits = values.view("<u4").astype(np.uint64)
+        rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+        return rounded.astype("<u2").tobytes()
+    return values.astype(FLOATS[dtype]).tobytes()

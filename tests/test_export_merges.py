@@ -1,0 +1,119 @@
+"""`migrate --to transformers` of full models saved with an adapter (issue 18 #3, #6): LoRA and (IA)^3 merged into
+the base weights with numpy give the adapters model's logits and loss (atol 1e-4); adapters headcheck does not
+merge exit 1 and write nothing; several adapters need --adapter. Through the console script."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+zoo = pytest.importorskip("zoo")
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+adapters = pytest.importorskip("adapters")
+
+from headcheck.migration.verify import OUTPUT_FIELDS, fixed_inputs  # noqa: E402
+
+from helpers import run_cli, validated  # noqa: E402
+
+ATOL = 1e-4  # merged weights: one rounding of W + s * B @ A against adapters' unmerged computation
+
+LORA_ATTN_MLP = dict(r=4, alpha=8, intermediate_lora=True, output_lora=True, init_weights="bert")
+
+# shape -> (model_type, adapter config, dtype)
+MERGED = {
+    "bert-lora-attention": ("bert", adapters.LoRAConfig(r=4, alpha=16, init_weights="bert"), None),
+    "bert-lora-attention-mlp": ("bert", adapters.LoRAConfig(**LORA_ATTN_MLP), None),
+    "xlm-roberta-lora": ("xlm-roberta", adapters.LoRAConfig(r=2, alpha=2, init_weights="bert"), None),
+    "roberta-ia3": ("roberta", adapters.IA3Config(), None),
+    "bert-lora-bfloat16": ("bert", adapters.LoRAConfig(**LORA_ATTN_MLP), torch.bfloat16),
+}
+
+# shape -> (model_type, adapter config)
+REFUSED = {
+    "bert-bottleneck": ("bert", "seq_bn"),
+    "bert-prefix-tuning": ("bert", "prefix_tuning"),
+    "bert-gated-lora": ("bert", adapters.LoRAConfig(use_gating=True)),
+    "bert-dora": ("bert", adapters.LoRAConfig(use_dora=True)),
+    "gpt2-fused-lora": ("gpt2", adapters.LoRAConfig()),
+}
+
+
+def build(model_type, out, adapter_config, dtype=None, names=("task",)):
+    """A flex model with a classification head and adapters, every bias and adapter weight non-zero (a zero
+    LoRA B or a unit (IA)^3 vector would hide a merge that does nothing), saved whole."""
+    torch.manual_seed(zoo.SEED)
+    # weights 10x the tiny default: a merge that does nothing then moves the logits far beyond the tolerance
+    model = adapters.AutoAdapterModel.from_config(zoo.tiny_config(model_type, initializer_range=0.2)).eval()
+    model.add_classification_head("sst", num_labels=3)
+    for name in names:
+        model.add_adapter(name, config=adapter_config)
+    zoo._nonzero_biases(model)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".loras." in name:
+                param.add_(torch.randn_like(param) * 0.5)
+    if dtype is not None:
+        model = model.to(dtype)
+    model.save_pretrained(out)
+    return out
+
+
+def outputs(model, inputs):
+    with torch.no_grad():
+        out = model(**inputs)
+    return [getattr(out, f) for f in OUTPUT_FIELDS if getattr(out, f, None) is not None], out.loss
+
+
+def max_differences(src, dst, adapter, atol):
+    exported, info = transformers.AutoModelForSequenceClassification.from_pretrained(dst, output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == [], info
+    config = json.loads((dst / "config.json").read_text())
+    assert not {"adapters", "prediction_heads"} & set(config)
+    flex = adapters.AutoAdapterModel.from_pretrained(src).eval()
+    flex.set_active_adapters(adapter)
+    inputs = fixed_inputs(exported.config, flex.config.prediction_heads["sst"])
+    (logits_a, loss_a), (logits_b, loss_b) = outputs(flex, inputs), outputs(exported.eval(), inputs)
+    torch.testing.assert_close(logits_b[0].float(), logits_a[0].float(), atol=atol, rtol=0)
+    torch.testing.assert_close(loss_b.float(), loss_a.float(), atol=atol, rtol=0)
+    unmerged = adapters.AutoAdapterModel.from_pretrained(src).eval()  # control: without the adapter they differ
+    assert float((outputs(unmerged, inputs)[0][0].float() - logits_a[0].float()).abs().max()) > 10 * atol
+    return (float((logits_a[0].float() - logits_b[0].float()).abs().max()), float((loss_a.float() - loss_b.float()).abs()))
+
+
+@pytest.mark.parametrize("shape", sorted(MERGED))
+def test_merged_adapters_give_the_adapters_models_outputs(shape, tmp_path):
+    model_type, adapter_config, dtype = MERGED[shape]
+    src = build(model_type, tmp_path / "src", adapter_config, dtype)
+    export = validated(json.loads(run_cli("scan", src, "--format", "json").stdout))["exports"]["transformers"]
+    assert export["verdict"] == "exportable" and export["adapter"] == "task", export
+    assert any("the only adapter, 'task', is taken as the trained one" in note for note in export["notes"])
+    result = run_cli("migrate", src, "--to", "transformers", "--out", tmp_path / "out", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    written = json.loads(result.stdout)
+    assert any(d["reason"].startswith("merged into") for d in written["dropped"])
+    differences = max_differences(src, tmp_path / "out", "task", 1e-2 if dtype is torch.bfloat16 else ATOL)
+    print(f"{shape}: max |dlogits| {differences[0]:.3g}, |dloss| {differences[1]:.3g}")  # the closing note's table
+
+
+@pytest.mark.parametrize("shape", sorted(REFUSED))
+def test_adapters_not_merged_exit_1_and_write_nothing(shape, tmp_path):
+    model_type, adapter_config = REFUSED[shape]
+    src = build(model_type, tmp_path / "src", adapter_config)
+    result = run_cli("migrate", src, "--to", "transformers", "--out", tmp_path / "out")
+    assert result.returncode == 1, result.stderr
+    assert "HC145" in result.stderr and "nothing written" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_several_adapters_need_adapter(tmp_path):
+    src = build("bert", tmp_path / "src", adapters.LoRAConfig(r=2, alpha=4, init_weights="bert"),
+                names=("first", "second"))
+    result = run_cli("migrate", src, "--to", "transformers", "--out", tmp_path / "out")
+    assert result.returncode == 4 and "first, second" in result.stderr and not (tmp_path / "out").exists()
+    chosen = run_cli("migrate", src, "--to", "transformers", "--adapter", "second", "--out", tmp_path / "out",
+                     "--verify")
+    assert chosen.returncode == 0, chosen.stderr
+    assert "verify: max |logits diff|" in chosen.stdout
+    max_differences(src, tmp_path / "out", "second", ATOL)
