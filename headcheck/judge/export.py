@@ -131,7 +131,9 @@ def _judge_head(model_type: str | None, name: str, cfg: Mapping[str, Any], confi
         return _refused("HC143", f"head {name!r}: {model_type} classification pools the last token, which adapters "
                                  "and transformers pick differently under left padding", config_file, key)
     candidates = layouts.static_classes_for(model_type, static_type) if model_type else []
-    if head_type in data["no_static_class"] or model_type not in data["families"] or not candidates:
+    proven = data["head_types"].get(model_type)
+    if (head_type in data["no_static_class"] or model_type not in data["families"] or not candidates
+            or (proven is not None and head_type not in proven)):
         return _refused("HC142", f"head {name!r} ({head_type}) of model_type {model_type!r}: no transformers class "
                                  "computes it, or headcheck has proven none", config_file, key)
     shape = _shape(cfg, head_type)
