@@ -55,7 +55,7 @@ def cli() -> None:
               help="Also append a Markdown summary to this file (e.g. \"$GITHUB_STEP_SUMMARY\").")
 @config_options
 def scan(targets, from_file, revision, subfolder, token, jobs, fmt, fail_on, head_type, quiet, summary,
-         ignore, config_file, no_config) -> None:
+         ignore, config_file, no_config, require_export) -> None:
     """Classify the head of each TARGET and judge whether it can become an adapters flex head.
 
     \b
@@ -79,7 +79,7 @@ def scan(targets, from_file, revision, subfolder, token, jobs, fmt, fail_on, hea
         raise click.UsageError("give at least one TARGET (folder, file or org/name) or --from-file")
     options = dict(head_type=head_type, revision=revision, token=token, subfolder=subfolder)
     try:
-        configured = TargetPolicies(all_targets, config_file, no_config, ignore, fail_on)
+        configured = TargetPolicies(all_targets, config_file, no_config, ignore, fail_on, require_export)
     except ConfigError as exc:
         config_error(exc)
     excluded = {t: found for t in all_targets if (found := configured.excluded(t))}
