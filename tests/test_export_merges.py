@@ -117,3 +117,35 @@ def test_several_adapters_need_adapter(tmp_path):
     assert chosen.returncode == 0, chosen.stderr
     assert "verify: max |logits diff|" in chosen.stdout
     max_differences(src, tmp_path / "out", "second", ATOL)
+
+
+HIDE_NUMPY = '''import sys
+
+
+class _Absent:
+    """numpy and the heavy stack cannot be imported: headcheck's core install."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("numpy", "torch", "transformers", "adapters"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _Absent())
+'''
+
+
+def test_core_install_exports_heads_and_names_the_extra_a_merge_needs(tmp_path):
+    """Without numpy (and torch): a head-only export is written; a merge is refused before writing, in one line
+    naming the extra (exit 4)."""
+    (tmp_path / "core").mkdir()
+    (tmp_path / "core" / "sitecustomize.py").write_text(HIDE_NUMPY)
+    env = {"PYTHONPATH": str(tmp_path / "core")}
+    head_only = zoo.build_flex("bert", tmp_path / "head", {"sst": {"type": "classification", "num_labels": 2}})
+    done = run_cli("migrate", head_only, "--to", "transformers", "--out", tmp_path / "a", env=env)
+    assert done.returncode == 0, done.stderr
+    merged = build("bert", tmp_path / "lora", adapters.LoRAConfig(r=2, alpha=4, init_weights="bert"))
+    refused = run_cli("migrate", merged, "--to", "transformers", "--out", tmp_path / "b", env=env)
+    assert refused.returncode == 4 and not (tmp_path / "b").exists()
+    assert refused.stderr.strip().splitlines() == [
+        "headcheck: merging an adapter into the base weights needs numpy: pip install 'headcheck[export]'"]

@@ -234,6 +234,7 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
     """
     from ..judge.export import ExportChoiceError
     from ..migration import run as migration
+    from ..migration.merge import MergeUnavailableError
     from ..render.migration import render_comparison, render_migration, render_migration_json
 
     options = dict(head_name=head_name, head_type=head_type, num_choices=num_choices)
@@ -287,7 +288,7 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
         fail(f"not migrated: verdict is {exc.report.verdict.value}; nothing written", ExitCode.FINDINGS)
     except migration.OutputExistsError as exc:
         raise click.UsageError(str(exc)) from None
-    except migration.VerifyUnavailableError as exc:  # the environment, not the command line: no usage text
+    except (migration.VerifyUnavailableError, MergeUnavailableError) as exc:  # the environment: no usage text
         fail(f"{exc}", ExitCode.USAGE)
     except migration.VerifyFailedError as exc:
         if exc.comparison is not None:

@@ -15,7 +15,7 @@ from ..judge.export import ExportChoiceError, ExportPlan, judge_transformers_exp
 from ..model import ExportVerdict, Kind, Layout, Report
 from ..read.facts import Facts, files_of_role
 from ..read.tensor_info import TensorInfo
-from .merge import MergedTensor
+from .merge import MergedTensor, require_numpy
 from .plan import SAFE_INDEX, AddedTensor, Migration, MigrationError, OutputFile, TensorMove, _output_name
 
 # config.json keys only adapters reads: an export must not carry them (a plain transformers load ignores them,
@@ -108,6 +108,8 @@ def plan_transformers_export(facts: Facts, plan: ExportPlan, others: tuple[str, 
     sharded = facts.weight_files["model"][0].endswith(".index.json")
     tensors = facts.weights["model"]
     merged = _merged(tensors, plan)
+    if merged:
+        require_numpy()  # a missing extra is told before anything is written
     moves: dict[str, list[TensorMove]] = {}
     computed: dict[str, list[MergedTensor]] = {}
     dropped: list[tuple[str, str]] = []

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from ..read.tensor_info import TensorInfo
 from .tensor_bytes import tensor_chunks
@@ -20,6 +19,20 @@ FLOATS = {"F32": "<f4", "F16": "<f2"}
 
 class MergeError(ValueError):
     """A tensor headcheck cannot merge (its dtype or shapes do not fit)."""
+
+
+class MergeUnavailableError(Exception):
+    """numpy, which merging needs, is not installed (the 'export' extra); said before anything is written."""
+
+
+def require_numpy() -> Any:
+    """numpy, imported only when an adapter is merged: scan and every other migrate run without it."""
+    try:
+        import numpy
+    except ImportError:
+        raise MergeUnavailableError("merging an adapter into the base weights needs numpy: "
+                                    "pip install 'headcheck[export]'") from None
+    return numpy
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,7 @@ class MergedTensor:
     lora_b: TensorInfo  # B of a LoRA, the vector l of (IA)^3
 
     def compute(self, root: Path) -> bytes:
+        np = require_numpy()
         base = _read(root, self.base)
         b = _read(root, self.lora_b)
         if self.kind == "lora":
@@ -46,7 +60,8 @@ class MergedTensor:
         return _encode(merged.astype(np.float32), self.base.dtype)
 
 
-def _read(root: Path, info: TensorInfo) -> np.ndarray:
+def _read(root: Path, info: TensorInfo):
+    np = require_numpy()
     raw = b"".join(bytes(chunk) for chunk in tensor_chunks(root, info))
     if info.dtype == "BF16":  # bfloat16 is the upper half of a float32: shift it back into place
         return (np.frombuffer(raw, "<u2").astype("<u4") << 16).view("<f4").reshape(info.shape)
@@ -55,7 +70,8 @@ def _read(root: Path, info: TensorInfo) -> np.ndarray:
     return np.frombuffer(raw, FLOATS[info.dtype]).astype(np.float32).reshape(info.shape)
 
 
-def _encode(values: np.ndarray, dtype: str) -> bytes:
+def _encode(values, dtype: str) -> bytes:
+    np = require_numpy()
     if dtype == "BF16":  # round to nearest even on the 16 bits dropped
         bits = values.view("<u4").astype(np.uint64)
         rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
