@@ -36,7 +36,7 @@ REFUSED = {
     "bert-prefix-tuning": ("bert", "prefix_tuning"),
     "bert-gated-lora": ("bert", adapters.LoRAConfig(use_gating=True)),
     "bert-dora": ("bert", adapters.LoRAConfig(use_dora=True)),
-    "gpt2-fused-lora": ("gpt2", adapters.LoRAConfig()),
+    "distilbert-lora": ("distilbert", adapters.LoRAConfig()),  # no test proves its layers: refused
 }
 
 
@@ -95,6 +95,49 @@ def test_merged_adapters_give_the_adapters_models_outputs(shape, tmp_path):
     assert any(d["reason"].startswith("merged into") for d in written["dropped"])
     differences = max_differences(src, tmp_path / "out", "task", 1e-2 if dtype is torch.bfloat16 else ATOL)
     print(f"{shape}: max |dlogits| {differences[0]:.3g}, |dloss| {differences[1]:.3g}")  # the closing note's table
+
+
+CAUSAL_LM = {  # shape -> (static class, adapter config)
+    "llama-lora-attention-mlp": ("LlamaForCausalLM", adapters.LoRAConfig(
+        r=4, alpha=8, attn_matrices=["q", "k", "v"], intermediate_lora=True, output_lora=True, init_weights="bert")),
+    "gpt2-lora-fused-c_attn-q-v": ("GPT2LMHeadModel", adapters.LoRAConfig(r=4, alpha=8, init_weights="bert")),
+    "gpt2-lora-fused-c_attn-k-mlp": ("GPT2LMHeadModel", adapters.LoRAConfig(
+        r=2, alpha=8, attn_matrices=["k"], intermediate_lora=True, output_lora=True, init_weights="bert")),
+    "gpt2-ia3": ("GPT2LMHeadModel", adapters.IA3Config()),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(CAUSAL_LM))
+def test_causal_lm_with_merged_adapters(shape, tmp_path):
+    """Static class -> flex (headcheck migrate) -> an adapter with trained (random) weights -> exported back: the
+    static class with the adapter merged (GPT-2's fused c_attn through adapters' merged-linear grouping, its Conv1D
+    weights transposed) gives the adapters model's logits and loss."""
+    class_name, adapter_config = CAUSAL_LM[shape]
+    static = zoo.build_static(class_name, tmp_path / "static", initializer_range=0.2)
+    assert run_cli("migrate", static, "--out", tmp_path / "flex").returncode == 0
+    model = adapters.AutoAdapterModel.from_pretrained(tmp_path / "flex").eval()
+    model.add_adapter("task", config=adapter_config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".loras." in name:
+                param.add_(torch.randn_like(param) * 0.5)
+    model.save_pretrained(tmp_path / "src")
+    result = run_cli("migrate", tmp_path / "src", "--to", "transformers", "--out", tmp_path / "out", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["architecture"] == class_name
+    exported, info = getattr(transformers, class_name).from_pretrained(tmp_path / "out", output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == [], info
+    flex = adapters.AutoAdapterModel.from_pretrained(tmp_path / "src").eval()
+    flex.set_active_adapters("task")
+    head = next(iter(flex.config.prediction_heads.values()))
+    inputs = fixed_inputs(exported.config, head)
+    (logits_a, loss_a), (logits_b, loss_b) = outputs(flex, inputs), outputs(exported.eval(), inputs)
+    torch.testing.assert_close(logits_b[0], logits_a[0], atol=ATOL, rtol=0)
+    torch.testing.assert_close(loss_b, loss_a, atol=ATOL, rtol=0)
+    unmerged = adapters.AutoAdapterModel.from_pretrained(tmp_path / "src").eval()
+    assert float((outputs(unmerged, inputs)[0][0] - logits_a[0]).abs().max()) > 10 * ATOL
+    print(f"{shape}: max |dlogits| {float((logits_a[0] - logits_b[0]).abs().max()):.3g}, "
+          f"|dloss| {float((loss_a - loss_b).abs()):.3g}")
 
 
 @pytest.mark.parametrize("shape", sorted(REFUSED))

@@ -23,6 +23,7 @@ class Merge:
     adapter: str
     kind: str  # "lora" (W + scaling * B @ A) or "ia3" (W and bias times scaling * l, row by row)
     scaling: float
+    attn_matrices: tuple[str, ...] = ("q", "v")  # which blocks of a fused q/k/v layer the adapter holds
 
 
 @dataclass(frozen=True)
@@ -94,4 +95,5 @@ def judge_merge(config: Mapping[str, Any], config_file: str, adapter: str | None
     scaling = float(settings.get("alpha", 1)) if scale else float(settings.get("alpha", 8)) / float(settings.get("r", 8))
     notes = () if adapter is not None else (
         f"the only adapter, {name!r}, is taken as the trained one (a saved model does not record which was active)",)
-    return MergeJudgement(merge=Merge(name, "ia3" if scale else "lora", scaling), notes=notes)
+    matrices = tuple(settings.get("attn_matrices") or ("q", "v"))
+    return MergeJudgement(merge=Merge(name, "ia3" if scale else "lora", scaling, matrices), notes=notes)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..judge import layouts
+from ..judge import layouts, ruledata
 from ..judge.engine import scan_facts, with_export
 from ..judge.export import ExportChoiceError, ExportPlan, judge_transformers_export
 from ..model import ExportVerdict, Kind, Layout, Report
@@ -79,11 +79,12 @@ def _fate(name: str, plan: ExportPlan, base_prefixes: set[str], others: tuple[st
     raise MigrationError(f"{name}: no destination planned for this tensor")  # never a silent drop
 
 
-def _merged(tensors: Mapping[str, TensorInfo], plan: ExportPlan) -> dict[str, MergedTensor]:
+def _merged(tensors: Mapping[str, TensorInfo], plan: ExportPlan, model_type: str | None) -> dict[str, MergedTensor]:
     """Base tensor name -> the merged tensor written in its stead."""
     merge = plan.merge
     if merge is None:
         return {}
+    layout = ruledata.exports()["lora_layouts"].get(model_type, {"transposed": False, "fused": {}})
     merged = {}
     for name in tensors:
         part = _adapter_part(name)
@@ -93,10 +94,13 @@ def _merged(tensors: Mapping[str, TensorInfo], plan: ExportPlan) -> dict[str, Me
         lora_a = tensors.get(f"{module}.loras.{merge.adapter}.lora_A") if merge.kind == "lora" else None
         if merge.kind == "lora" and lora_a is None:
             raise MigrationError(f"{name}: no lora_A beside it")
+        fused = layout["fused"].get(module.rpartition(".")[2])
+        blocks = tuple(matrix in merge.attn_matrices for matrix in fused) if fused else ()
         params = ("weight", "bias") if merge.kind == "ia3" else ("weight",)
         for param in params:
             if (base := tensors.get(f"{module}.{param}")) is not None:
-                merged[base.name] = MergedTensor(base.name, base, merge.kind, merge.scaling, lora_a, tensors[name])
+                merged[base.name] = MergedTensor(base.name, base, merge.kind, merge.scaling, lora_a, tensors[name],
+                                                 layout["transposed"], blocks)
     return merged
 
 
@@ -107,7 +111,7 @@ def plan_transformers_export(facts: Facts, plan: ExportPlan, others: tuple[str, 
     base_prefixes = set(fam.get("static_base_prefixes", ()))
     sharded = facts.weight_files["model"][0].endswith(".index.json")
     tensors = facts.weights["model"]
-    merged = _merged(tensors, plan)
+    merged = _merged(tensors, plan, config.get("model_type"))
     if merged:
         require_numpy()  # a missing extra is told before anything is written
     moves: dict[str, list[TensorMove]] = {}

@@ -45,19 +45,49 @@ class MergedTensor:
     scaling: float
     lora_a: TensorInfo | None  # lora only
     lora_b: TensorInfo  # B of a LoRA, the vector l of (IA)^3
+    transposed: bool = False  # a Conv1D weight, [in, out] (adapters' fan_in_fan_out)
+    blocks: tuple[bool, ...] = ()  # a fused q/k/v layer: which of its equal output blocks the adapter holds
 
     def compute(self, root: Path) -> bytes:
         np = require_numpy()
         base = _read(root, self.base)
         b = _read(root, self.lora_b)
         if self.kind == "lora":
-            merged = base + np.float32(self.scaling) * (b @ _read(root, self.lora_a))
-        else:  # (IA)^3 scales the layer's output: each output row of the weight, and the bias, by the same factor
-            factor = np.float32(self.scaling) * b.reshape(-1)
-            merged = base * (factor[:, None] if base.ndim == 2 else factor)
+            delta = self._delta(np, _read(root, self.lora_a), b)
+            merged = base + np.float32(self.scaling) * (delta.T if self.transposed else delta)
+        else:  # (IA)^3 scales the layer's output: each output of the weight, and the bias, by the same factor
+            factor = np.float32(self.scaling) * self._per_output(np, b.reshape(-1))
+            if base.ndim == 1:
+                merged = base * factor
+            else:
+                merged = base * (factor[None, :] if self.transposed else factor[:, None])
         if merged.shape != base.shape:
             raise MergeError(f"{self.target}: the merged tensor has shape {merged.shape}, the base {base.shape}")
         return _encode(merged.astype(np.float32), self.base.dtype)
+
+
+    def _delta(self, np, a, b):
+        """B @ A, [out, in]; for a fused layer, as adapters' grouped conv1d computes it: block g of B times block g
+        of A, placed at the output block of the g-th matrix the adapter holds, zeros elsewhere."""
+        if not self.blocks:
+            return b @ a
+        held = [i for i, on in enumerate(self.blocks) if on]
+        rank, rows = a.shape[0] // len(held), b.shape[0] // len(held)
+        delta = np.zeros((rows * len(self.blocks), a.shape[1]), np.float32)
+        for j, i in enumerate(held):
+            delta[i * rows:(i + 1) * rows] = b[j * rows:(j + 1) * rows] @ a[j * rank:(j + 1) * rank]
+        return delta
+
+    def _per_output(self, np, vector):
+        """(IA)^3's vector over the layer's outputs; a fused layer's blocks the adapter does not hold keep 1."""
+        if not self.blocks:
+            return vector
+        held = [i for i, on in enumerate(self.blocks) if on]
+        rows = vector.shape[0] // len(held)
+        full = np.ones(rows * len(self.blocks), np.float32)
+        for j, i in enumerate(held):
+            full[i * rows:(i + 1) * rows] = vector[j * rows:(j + 1) * rows]
+        return full
 
 
 def _read(root: Path, info: TensorInfo):
