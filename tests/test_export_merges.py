@@ -140,6 +140,53 @@ def test_causal_lm_with_merged_adapters(shape, tmp_path):
           f"|dloss| {float((loss_a - loss_b).abs()):.3g}")
 
 
+def test_adapter_folder_exports_onto_its_base_model(tmp_path):
+    """save_adapter's folder (LoRA + flex head) and --base (a BertModel folder): the export is the base model with
+    the LoRA merged and the head placed; without a base it is a usage error, and nothing is written."""
+    torch.manual_seed(zoo.SEED)
+    config = zoo.tiny_config("bert", initializer_range=0.2)
+    base = transformers.BertModel(config).eval()
+    zoo._nonzero_biases(base)
+    base.save_pretrained(tmp_path / "base")
+    model = adapters.AutoAdapterModel.from_pretrained(tmp_path / "base")
+    model.add_classification_head("task", num_labels=3)
+    model.add_adapter("task", config=adapters.LoRAConfig(r=4, alpha=8, output_lora=True, init_weights="bert"))
+    zoo._nonzero_biases(model.heads)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".loras." in name:
+                param.add_(torch.randn_like(param) * 0.5)
+    model.save_adapter(str(tmp_path / "folder"), "task", use_safetensors=True)
+    export = validated(json.loads(run_cli("scan", tmp_path / "folder", "--format", "json").stdout))["exports"]
+    assert export["transformers"]["verdict"] == "exportable" and export["transformers"]["adapter"] == "task"
+    by_name = run_cli("migrate", tmp_path / "folder", "--to", "transformers", "--out", tmp_path / "by-name")
+    assert by_name.returncode == 0, by_name.stderr  # adapter_config.json's model_name is the base's local folder
+    import shutil
+
+    shutil.copytree(tmp_path / "folder", tmp_path / "hub-named")
+    adapter_config = json.loads((tmp_path / "hub-named" / "adapter_config.json").read_text())
+    (tmp_path / "hub-named" / "adapter_config.json").write_text(json.dumps({**adapter_config, "model_name": "org/base"}))
+    no_base = run_cli("migrate", tmp_path / "hub-named", "--to", "transformers", "--out", tmp_path / "none")
+    assert no_base.returncode == 4 and "--base DIR (org/base is no local folder)" in no_base.stderr
+    assert not (tmp_path / "none").exists()
+    done = run_cli("migrate", tmp_path / "folder", "--to", "transformers", "--base", tmp_path / "base",
+                   "--out", tmp_path / "out", "--verify", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["comparison"]["ok"]
+    exported, info = transformers.BertForSequenceClassification.from_pretrained(tmp_path / "out",
+                                                                               output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == [], info
+    original = adapters.AutoAdapterModel.from_pretrained(tmp_path / "base").eval()
+    original.load_adapter(str(tmp_path / "folder"), use_safetensors=True)
+    original.set_active_adapters("task")
+    inputs = fixed_inputs(exported.config, original.config.prediction_heads["task"])
+    (logits_a, loss_a), (logits_b, loss_b) = outputs(original, inputs), outputs(exported.eval(), inputs)
+    torch.testing.assert_close(logits_b[0], logits_a[0], atol=ATOL, rtol=0)
+    torch.testing.assert_close(loss_b, loss_a, atol=ATOL, rtol=0)
+    print(f"bert-adapter-folder-lora --base: max |dlogits| {float((logits_a[0] - logits_b[0]).abs().max()):.3g}, "
+          f"|dloss| {float((loss_a - loss_b).abs()):.3g}")
+
+
 @pytest.mark.parametrize("shape", sorted(REFUSED))
 def test_adapters_not_merged_exit_1_and_write_nothing(shape, tmp_path):
     model_type, adapter_config = REFUSED[shape]

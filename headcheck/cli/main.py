@@ -198,7 +198,8 @@ def _append_summary(summary: Path | None, reports) -> None:
 @click.option("--verify", is_flag=True, help="Before writing --out, load original and result with transformers/adapters "
               "and compare outputs and loss; a difference above tolerance writes nothing (needs the 'verify' extra).")
 @click.option("--base", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              help="Base model folder for --verify of an adapter folder (default: adapter_config.json's model_name).")
+              help="Base model folder of an adapter folder, for --verify and for --to transformers (default: "
+                   "adapter_config.json's model_name).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: the result for scripts (output folder, renames, tensors checked, verify figures).")
 @click.option("-v", "--verbose", is_flag=True, help="Print the whole plan, not only its counts.")
@@ -271,7 +272,7 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
             return
         source = local
         if dry_run:
-            report, plan = migration.prepare(source, **options)
+            report, plan = migration.prepare(source, **options, **({"base": base} if to == "transformers" else {}))
             click.echo(render_migration_json(report, plan, None) if fmt == "json" else render_migration(report, plan, None))
             return
         with (bar := progress_bar()) as on_bytes:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from . import layouts, ruledata
-from .export_adapters import Merge, judge_merge, why_not_merged
+from .export_adapters import Merge, judge_merge, merge_of, why_not_merged
 from .judgement import finding
 from ..model import Export, ExportVerdict, Finding, Kind, Layout, Report, Verdict
 from ..read.facts import Facts
@@ -76,7 +76,7 @@ def judge_transformers_export(facts: Facts, report: Report, head: str | None = N
     config_file = facts.doc_file("model") or "config.json"
     config = facts.doc("model") or {}
     if report.kind is Kind.ADAPTER:
-        return _adapter_folder(facts)
+        return _adapter_folder(facts, report)
     if report.kind is not Kind.FULL_MODEL or report.layout in (Layout.CUSTOM, Layout.FOREIGN):
         return ExportJudgement(Export(TARGET, ExportVerdict.NOT_APPLICABLE))
     merging = judge_merge(config, config_file, adapter, report.model_type)
@@ -112,14 +112,32 @@ def judge_transformers_export(facts: Facts, report: Report, head: str | None = N
     return ExportJudgement(export, dataclasses.replace(judged.plan, merge=merge), merging.choices)
 
 
-def _adapter_folder(facts: Facts) -> ExportJudgement:
+def _adapter_folder(facts: Facts, report: Report) -> ExportJudgement:
+    """An adapter folder exports with its base model (migrate's --base): the adapter merged, the head placed."""
     doc = facts.doc("adapter") or {}
     file = facts.doc_file("adapter") or "adapter_config.json"
-    why = why_not_merged(doc.get("config"), doc.get("model_type"))
-    message = (f"adapter {doc.get('name')!r} is {why}; headcheck does not merge it" if why else
-               f"adapter folder {doc.get('name')!r}: headcheck merges the adapters of full models only")
-    hint = None if why else "load it into its base model with adapters, save the model whole, and export that"
-    return _refused("HC145", message, file, "config", hint)
+    name = str(doc.get("name") or "")
+    if why := why_not_merged(doc.get("config"), report.model_type):
+        return _refused("HC145", f"adapter {name!r} is {why}; headcheck does not merge it", file, "config",
+                        "keep serving it with adapters, or retrain with LoRA or (IA)^3")
+    head_doc = facts.doc("head")
+    head_file = facts.doc_file("head") or "head_config.json"
+    if head_doc is None:
+        return _refused("HC142", f"adapter {name!r} was saved without a head: headcheck has no proven export of the "
+                                 "bare base model", file)
+    if report.verdict is not Verdict.ALREADY_FLEX:  # a static or legacy head, or one that disagrees with its weights
+        return _refused("HC146", f"not exported: the head's scan verdict is {report.verdict.value}; an export "
+                                 "reproduces a consistent flex checkpoint", head_file,
+                        hint=f"headcheck migrate {report.source} --out FLEX, then export FLEX")
+    head_name = str(head_doc.get("name") or name)
+    judged = _judge_head(report.model_type, head_name, head_doc.get("config") or {}, head_file)
+    if judged.plan is None:
+        return judged
+    merge = merge_of(name, doc["config"])
+    export = dataclasses.replace(judged.export, adapter=name, notes=(
+        "an adapter folder: migrate --to transformers needs its base model (--base DIR; default adapter_config.json's "
+        "model_name)",))
+    return ExportJudgement(export, dataclasses.replace(judged.plan, merge=merge))
 
 
 def _judge_head(model_type: str | None, name: str, cfg: Mapping[str, Any], config_file: str) -> ExportJudgement:

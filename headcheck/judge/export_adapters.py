@@ -89,11 +89,14 @@ def judge_merge(config: Mapping[str, Any], config_file: str, adapter: str | None
         return MergeJudgement(notes=(f"{len(chosen)} adapters ({', '.join(chosen)}); a saved model does not record "
                                      "which one was active: migrate needs --adapter NAME",), choices=tuple(chosen))
     name = chosen[0]
-    settings = _settings(block, names[name])
+    notes = () if adapter is not None else (
+        f"the only adapter, {name!r}, is taken as the trained one (a saved model does not record which was active)",)
+    return MergeJudgement(merge=merge_of(name, _settings(block, names[name])), notes=notes)
+
+
+def merge_of(name: str, settings: Mapping[str, Any]) -> Merge:
+    """The merge of a LoRA or (IA)^3 adapter's settings (why_not_merged said it merges)."""
     scale = settings.get("composition_mode") == "scale"
     # adapters multiplies a LoRA's update by alpha / r, an (IA)^3 vector by alpha (methods/lora.py)
     scaling = float(settings.get("alpha", 1)) if scale else float(settings.get("alpha", 8)) / float(settings.get("r", 8))
-    notes = () if adapter is not None else (
-        f"the only adapter, {name!r}, is taken as the trained one (a saved model does not record which was active)",)
-    matrices = tuple(settings.get("attn_matrices") or ("q", "v"))
-    return MergeJudgement(merge=Merge(name, "ia3" if scale else "lora", scaling, matrices), notes=notes)
+    return Merge(name, "ia3" if scale else "lora", scaling, tuple(settings.get("attn_matrices") or ("q", "v")))

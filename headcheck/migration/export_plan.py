@@ -7,13 +7,16 @@ heads, a pooler it does not build, a pooler replaced by the head's first layer) 
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from pathlib import Path
 from typing import Any, Mapping
 
 from ..judge import layouts, ruledata
 from ..judge.engine import scan_facts, with_export
 from ..judge.export import ExportChoiceError, ExportPlan, judge_transformers_export
 from ..model import ExportVerdict, Kind, Layout, Report
-from ..read.facts import Facts, files_of_role
+from ..read.facts import Facts, build_facts, files_of_role
 from ..read.tensor_info import TensorInfo
 from .merge import MergedTensor, require_numpy
 from .plan import SAFE_INDEX, AddedTensor, Migration, MigrationError, OutputFile, TensorMove, _output_name
@@ -106,11 +109,47 @@ def _merged(tensors: Mapping[str, TensorInfo], plan: ExportPlan, model_type: str
 
 def plan_transformers_export(facts: Facts, plan: ExportPlan, others: tuple[str, ...] = ()) -> Migration:
     """`others`: the adapters the model carries besides the merged one, whose tensors are left out."""
-    config = facts.doc("model") or {}
+    replaced = (*facts.weight_files["model"], *files_of_role(facts.files, "model"), facts.doc_file("model"))
+    return _export(facts.weights["model"], facts.weight_files["model"], facts.doc("model") or {}, plan, others,
+                   replaced)
+
+
+def plan_adapter_export(facts: Facts, base_facts: Facts, plan: ExportPlan, source: Path, base: Path) -> Migration:
+    """An adapter folder on its base model: the base's tensors under the flex (= static) names, the adapter's and
+    the head's beside them, named relative to the base folder, which the export reads and copies from."""
+    config = base_facts.doc("model") or {}
+    fam = layouts.family(config.get("model_type")) or {}
+    prefix = fam["static_base_prefixes"][0]
+    tensors: dict[str, TensorInfo] = {}
+    dropped: list[tuple[str, str]] = []
+    for name, info in base_facts.weights.get("model", {}).items():
+        first = name.split(".", 1)[0]
+        if first in fam["static_base_prefixes"]:
+            tensors[name] = info
+        elif first in fam.get("base_modules", ()):  # saved from the bare base class: its modules at the top level
+            tensors[f"{prefix}.{name}"] = dataclasses.replace(info, name=f"{prefix}.{name}")
+        else:
+            dropped.append((name, "the base checkpoint's own head; the adapter's head takes its place"))
+    relative = os.path.relpath(source, base)
+    for role in ("adapter", "head"):
+        for name, info in facts.weights.get(role, {}).items():
+            tensors[name] = dataclasses.replace(info, file=f"{relative}/{info.file}")
+    replaced = (*base_facts.weight_files["model"], *files_of_role(base_facts.files, "model"),
+                base_facts.doc_file("model"))
+    migration = _export(tensors, base_facts.weight_files["model"], config, plan, (), replaced)
+    return dataclasses.replace(migration, dropped=(*dropped, *migration.dropped), root=base)
+
+
+def _export(tensors: Mapping[str, TensorInfo], weight_files: tuple[str, ...], config: Mapping[str, Any],
+            plan: ExportPlan, others: tuple[str, ...], replaced: tuple[str, ...]) -> Migration:
     fam = layouts.family(config.get("model_type")) or {}
     base_prefixes = set(fam.get("static_base_prefixes", ()))
-    sharded = facts.weight_files["model"][0].endswith(".index.json")
-    tensors = facts.weights["model"]
+    sharded = weight_files[0].endswith(".index.json")
+    first_output = _output_name(sorted(t.file for t in tensors.values() if not t.file.startswith(".."))[0], sharded)
+
+    def output_of(info: TensorInfo) -> str:  # an adapter folder's own tensors go into the base's first file
+        return first_output if info.file.startswith("..") or "/" in info.file else _output_name(info.file, sharded)
+
     merged = _merged(tensors, plan, config.get("model_type"))
     if merged:
         require_numpy()  # a missing extra is told before anything is written
@@ -119,7 +158,7 @@ def plan_transformers_export(facts: Facts, plan: ExportPlan, others: tuple[str, 
     dropped: list[tuple[str, str]] = []
     for name, info in sorted(tensors.items()):
         if name in merged:
-            computed.setdefault(_output_name(info.file, sharded), []).append(merged[name])
+            computed.setdefault(output_of(info), []).append(merged[name])
             continue
         target, why = _fate(name, plan, base_prefixes, others)
         if target is None:
@@ -127,13 +166,12 @@ def plan_transformers_export(facts: Facts, plan: ExportPlan, others: tuple[str, 
             continue
         # final_logits_bias is [1, vocab] where the flex head's bias is [vocab]: the same bytes
         shape = (1, *info.shape) if target == plan.output_bias_buffer else info.shape
-        moves.setdefault(_output_name(info.file, sharded), []).append(TensorMove(info, target, shape))
+        moves.setdefault(output_of(info), []).append(TensorMove(info, target, shape))
     first = sorted(moves)[0]
     added = _zero_output_bias(plan, config, moves)
     outputs = tuple(OutputFile(name, tuple(moves.get(name, ())), added if name == first else (),
                                tuple(computed.get(name, ())))
                     for name in sorted({*moves, *computed}))
-    replaced = (*facts.weight_files["model"], *files_of_role(facts.files, "model"), facts.doc_file("model"))
     return Migration(Kind.FULL_MODEL, outputs, tuple(dropped), tuple(dict.fromkeys(replaced)),
                      {"config.json": export_config(config, plan)}, SAFE_INDEX if sharded else None,
                      export=plan.architecture)
@@ -157,10 +195,11 @@ def export_config(config: Mapping[str, Any], plan: ExportPlan) -> dict[str, Any]
     return new
 
 
-def prepare_export(facts: Facts, *, head: str | None = None,
-                   adapter: str | None = None) -> tuple[Report, Migration | None]:
+def prepare_export(facts: Facts, *, head: str | None = None, adapter: str | None = None,
+                   base: Path | str | None = None) -> tuple[Report, Migration | None]:
     """The scan (its export judged for the chosen head and adapter) and the export's migration: a checked copy
-    for a checkpoint that already is a transformers class, None when it is not exportable."""
+    for a checkpoint that already is a transformers class, None when it is not exportable. An adapter folder
+    needs `base`, its base model's folder (default: adapter_config.json's model_name, when a local folder)."""
     report = scan_facts(facts)
     judged = judge_transformers_export(facts, report, head, adapter)
     report = with_export(report, judged)
@@ -171,6 +210,9 @@ def prepare_export(facts: Facts, *, head: str | None = None,
     if judged.adapter_choices and adapter is None:
         raise ExportChoiceError(f"{len(judged.adapter_choices)} adapters ({', '.join(judged.adapter_choices)}) and "
                                 "a saved model does not record which one was active: choose one with --adapter NAME")
+    if report.kind is Kind.ADAPTER:
+        base_path = _base_folder(facts, base)
+        return report, plan_adapter_export(facts, build_facts(base_path), judged.plan, Path(facts.root), base_path)
     merged = judged.plan.merge.adapter if judged.plan.merge else None
     others = tuple(n for n in ((facts.doc("model") or {}).get("adapters") or {}).get("adapters") or {} if n != merged)
     return report, plan_transformers_export(facts, judged.plan, others)
@@ -184,3 +226,11 @@ def export_rescan_problem(rescan: Report, architecture: str) -> str | None:
         return None
     return (f"the exported checkpoint scans as {rescan.layout.value} ({rescan.head.architecture}), not as "
             f"{architecture} loadable by transformers as it is; nothing written")
+
+
+def _base_folder(facts: Facts, base: Path | str | None) -> Path:
+    named = base or (facts.doc("adapter") or {}).get("model_name")
+    if not named or not Path(named).is_dir():
+        shown = f" ({named} is no local folder)" if named else ""
+        raise ExportChoiceError(f"an adapter folder's export needs its base model's folder: --base DIR{shown}")
+    return Path(named).resolve()

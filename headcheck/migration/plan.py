@@ -74,6 +74,9 @@ class Migration:
     index_file: str | None  # regenerated shard index name, when sharded
     duplicates: tuple[Duplicate, ...] = ()  # dropped tensors that must equal a placed one
     export: str | None = None  # the transformers class an export out of adapters declares (None: into flex)
+    # the folder tensors' files are relative to and the other files are copied from, when not the source: an
+    # adapter folder's export is its base model's folder (the adapter's own files named relative to it)
+    root: Any = None
 
 
 def _flex_head_config(report: Report) -> dict[str, Any]:

@@ -84,12 +84,12 @@ class MigrateResult:
 
 def prepare(source: Path, *, head_name: str | None = None, head_type: str | None = None,
             num_choices: int | None = None, to: str = "flex", head: str | None = None,
-            adapter: str | None = None) -> tuple[Report, Migration]:
+            adapter: str | None = None, base: Path | str | None = None) -> tuple[Report, Migration]:
     """Scan and plan, writing nothing. Raises NotConvertibleError unless convertible or already flex (with
     `to="transformers"`: NotExportableError unless exportable or native)."""
     facts = build_facts(source)  # read once: the plan needs the same facts the verdict came from
     if to == "transformers":
-        report, migration = prepare_export(facts, head=head, adapter=adapter)
+        report, migration = prepare_export(facts, head=head, adapter=adapter, base=base)
         if migration is None:
             raise NotExportableError(report)
         return report, migration
@@ -125,7 +125,7 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
             raise OutputExistsError(f"{out} exists and is not empty (use --force to replace it)")
         compare = _verifier("compare_export" if to == "transformers" else "compare") if verify else None
         report, migration = prepare(source, head_name=head_name, head_type=head_type, num_choices=num_choices,
-                                    to=to, head=head, adapter=adapter)
+                                    to=to, head=head, adapter=adapter, base=base)
         if compare is not None and migration.export is not None:  # the original runs the exported head
             compare = functools.partial(compare, head=report.exports[0].head_name, adapter=report.exports[0].adapter)
         comparisons: list = []
@@ -140,10 +140,11 @@ def _run(source, out, report, migration, checks, comparisons, replaced, on_bytes
         shutil.rmtree(tmp)
     try:
         tmp.mkdir(parents=True)
-        digests = _write(source, tmp, migration, on_bytes)
-        copied = _copy_rest(source, tmp, migration)
-        checked = _check_bytes(tmp, migration, digests) + _check_duplicates(source, migration)
-        files_checked = _check_copies(source, tmp, copied)
+        root = migration.root or source  # an adapter folder's export reads and copies from its base model
+        digests = _write(root, tmp, migration, on_bytes)
+        copied = _copy_rest(root, tmp, migration)
+        checked = _check_bytes(tmp, migration, digests) + _check_duplicates(root, migration)
+        files_checked = _check_copies(root, tmp, copied)
         rescan = scan_path(tmp)
         if migration.export is not None:
             if problem := export_rescan_problem(rescan, migration.export):

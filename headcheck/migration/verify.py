@@ -219,15 +219,20 @@ def _has_safetensors(folder: Path) -> bool:
 
 def compare_export(original: Path, exported: Path, base: Path | str | None = None, original_class: str | None = None,
                    plan=None, head: str | None = None, adapter: str | None = None) -> Comparison:
-    """An export out of adapters: the original with adapters (its head `head` and the merged `adapter` active),
-    the export with plain
-    transformers' class named in its config.json, on the same fixed inputs. (`base`, `original_class` and `plan`
-    belong to the flex direction's signature: an export's original is always a flex model.)"""
+    """An export out of adapters: the original with adapters (its head `head` and the merged `adapter` active; an
+    adapter folder loaded onto `base`), the export with plain transformers' class named in its config.json, on the
+    same fixed inputs. (`original_class` and `plan` belong to the flex direction's signature: an export's original
+    is always flex.)"""
     with _quiet_loading():
         import adapters
         import transformers
 
-        before = adapters.AutoAdapterModel.from_pretrained(original).eval()
+        if (original / "config.json").exists():
+            before = adapters.AutoAdapterModel.from_pretrained(original).eval()
+        else:  # an adapter folder: loaded onto its base model, as its users load it
+            before = adapters.AutoAdapterModel.from_pretrained(
+                base or json.loads((original / "adapter_config.json").read_text())["model_name"]).eval()
+            adapter = before.load_adapter(str(original), use_safetensors=_has_safetensors(original))
         head = head or next(iter(before.config.prediction_heads))
         before.active_head = head
         if adapter is not None:
