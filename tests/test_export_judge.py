@@ -89,3 +89,18 @@ def test_full_model_with_a_bottleneck_adapter_is_refused(tmp_path):
 def test_every_export_rule_is_explained(code):
     result = run_cli("rule", code)
     assert result.returncode == 0 and "How to fix" in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("block,reason", [
+    ({"adapters": ["task"]}, "names its adapters in a list"),
+    ({"adapters": {"task": "key"}, "config_map": [1]}, "a named adapter config without its settings"),
+    ({"adapters": {"task": {"architecture": "lora", "r": 0, "alpha": "x", "composition_mode": "add"}}},
+     "not positive numbers"),
+    ({"adapters": {"task": 5}}, "a named adapter config without its settings"),
+])
+def test_malformed_adapters_blocks_are_refused_not_crashed_on(block, reason, tmp_path):
+    src = zoo.build_flex("bert", tmp_path / "src", {"sst": {"type": "classification", "num_labels": 2}})
+    config = json.loads((src / "config.json").read_text())
+    (src / "config.json").write_text(json.dumps({**config, "adapters": block}))
+    export = export_of(scan_json(src))
+    assert export["verdict"] == "not-exportable" and reason in export["findings"][0]["message"], export

@@ -130,7 +130,8 @@ def _adapter_folder(facts: Facts, report: Report) -> ExportJudgement:
                                  "reproduces a consistent flex checkpoint", head_file,
                         hint=f"headcheck migrate {report.source} --out FLEX, then export FLEX")
     head_name = str(head_doc.get("name") or name)
-    judged = _judge_head(report.model_type, head_name, head_doc.get("config") or {}, head_file)
+    cfg = head_doc.get("config") if isinstance(head_doc.get("config"), dict) else {}
+    judged = _judge_head(report.model_type, head_name, cfg, head_file)
     if judged.plan is None:
         return judged
     merge = merge_of(name, doc["config"])

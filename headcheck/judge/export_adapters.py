@@ -36,7 +36,12 @@ class MergeJudgement:
 
 def _settings(block: Mapping[str, Any], value: Any) -> Any:
     """An adapter's settings: inline, or by its key in config_map."""
-    return value if isinstance(value, dict) else (block.get("config_map") or {}).get(value, value)
+    config_map = block.get("config_map") if isinstance(block.get("config_map"), dict) else {}
+    return value if isinstance(value, dict) else config_map.get(value, value) if isinstance(value, str) else value
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 def why_not_merged(settings: Any, model_type: str | None) -> str | None:
@@ -54,6 +59,8 @@ def why_not_merged(settings: Any, model_type: str | None) -> str | None:
         return "VeRA: headcheck does not merge it yet"
     if "n_up_projection" in settings or "task_names" in settings:
         return "MTL-LoRA: its update depends on the task id"
+    if not all(_positive(settings.get(key, 1)) for key in ("r", "alpha")):
+        return f"LoRA with r {settings.get('r')!r} and alpha {settings.get('alpha')!r}, not positive numbers"
     if settings.get("composition_mode") not in ("add", "scale"):
         return f"LoRA with composition_mode {settings.get('composition_mode')!r}"
     if model_type not in ruledata.exports()["lora_families"]:
@@ -65,6 +72,10 @@ def judge_merge(config: Mapping[str, Any], config_file: str, adapter: str | None
                 model_type: str | None) -> MergeJudgement:
     """The adapters block of config.json: the adapter to merge (the only one, or `adapter`), or why not."""
     block = config.get("adapters") if isinstance(config.get("adapters"), dict) else {}
+    if not isinstance(block.get("adapters") or {}, dict):  # adapters itself cannot load such a block
+        return MergeJudgement((finding("HC146", "the adapters block of config.json names its adapters in a "
+                                                f"{type(block['adapters']).__name__}, not an object",
+                                       file=config_file, key="adapters.adapters"),))
     names = dict(block.get("adapters") or {})
     if block.get("fusions") or block.get("fusion_config_map"):
         return MergeJudgement((finding("HC145", "AdapterFusion layers combine adapters per input; not merged",
