@@ -88,8 +88,10 @@ def judge_transformers_export(facts: Facts, report: Report, head: str | None = N
     if report.layout is Layout.LEGACY_FLEX or report.verdict not in (Verdict.ALREADY_FLEX, Verdict.NO_HEAD):
         why = ("saved by a legacy class" if report.layout is Layout.LEGACY_FLEX
                else f"its scan verdict is {report.verdict.value}")
+        rewritable = report.layout is Layout.LEGACY_FLEX or report.verdict is Verdict.CONVERTIBLE
         return _refused("HC146", f"not exported: {why}; an export reproduces a consistent flex checkpoint",
-                        config_file, hint=f"headcheck migrate {report.source} --out FLEX, then export FLEX")
+                        config_file, hint=f"headcheck migrate {report.source} --out FLEX, then export FLEX"
+                        if rewritable else "fix the findings the scan reports, then export")
     heads = dict(config.get("prediction_heads") or {})
     if head is not None:
         if head not in heads:
