@@ -66,6 +66,10 @@ class MergedTensor:
         return _encode(merged.astype(np.float32), self.base.dtype)
 
 
+    def chunks(self, root: Path):
+        """The merged bytes as the writer takes a tensor's bytes (one chunk: the tensor is computed whole)."""
+        yield memoryview(self.compute(root))
+
     def _delta(self, np, a, b):
         """B @ A, [out, in]; for a fused layer, as adapters' grouped conv1d computes it: block g of B times block g
         of A, placed at the output block of the g-th matrix the adapter holds, zeros elsewhere."""

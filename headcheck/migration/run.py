@@ -258,7 +258,7 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tupl
         for merged in output.computed:  # the digest is of the computed bytes, which the byte check compares
             pending.append(PendingTensor(merged.target, merged.base.dtype, merged.base.shape,
                                          nbytes(merged.base.dtype, merged.base.shape),
-                                         functools.partial(_computed_chunks, merged, source)))
+                                         functools.partial(merged.chunks, source)))
         write = write_torch_zip if output.is_pickle else write_safetensors
         written = write(tmp / output.name, pending, on_bytes)
         digests.update(((output.name, name), digest) for name, digest in written.items())
@@ -267,10 +267,6 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tupl
     for name, content in migration.configs.items():
         (tmp / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return digests
-
-
-def _computed_chunks(merged, source: Path):
-    yield memoryview(merged.compute(source))
 
 
 def _copy_rest(source: Path, tmp: Path, migration: Migration) -> list[Path]:
