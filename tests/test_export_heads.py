@@ -58,6 +58,9 @@ EXPORTABLE = {
     "bart-seq2seq-lm": ("bart", {"gen": {"type": "seq2seq_lm"}}, "BartForConditionalGeneration"),
     "t5-seq2seq-lm": ("t5", {"gen": {"type": "seq2seq_lm"}}, "T5ForConditionalGeneration"),
     "bart-qa": ("bart", {"squad": {"type": "question_answering"}}, "BartForQuestionAnswering"),
+    # T5AdapterModel scales the head's input by d_model**-0.5 (tied embeddings), T5ForQuestionAnswering does not:
+    # the factor is folded into qa_outputs.weight
+    "t5-qa-tied": ("t5", {"squad": {"type": "question_answering"}}, "T5ForQuestionAnswering"),
     "beit-pooler-image-classification": ("beit", {"img": {"type": "image_classification", "num_labels": 3,
                                                           "use_pooler": True}}, "BeitForImageClassification"),
 }
@@ -76,8 +79,8 @@ REFUSED = {
     "bert-two-layer-tagging": ("bert", {"ner": {"type": "tagging", "num_labels": 3, "layers": 2}}, "HC141"),
     "bert-dependency-parsing": ("bert", {"ud": {"type": "dependency_parsing", "num_labels": 4}}, "HC142"),
     "gpt2-classification": ("gpt2", {"sst": {"type": "classification", "num_labels": 2}}, "HC143"),
-    # T5AdapterModel scales every head's input by d_model**-0.5 (tied embeddings); T5ForQuestionAnswering does not
-    "t5-qa": ("t5", {"squad": {"type": "question_answering"}}, "HC142"),
+    # T5AdapterModel scales every head's input by d_model**-0.5 with tied embeddings: proven for QA only (folded)
+    "t5-classification": ("t5", {"sst": {"type": "classification", "num_labels": 2}}, "HC142"),
     # add_causal_lm_head's default: a transform layer with layer norm before the output, GPT2LMHeadModel has none
     "gpt2-default-causal-lm": ("gpt2", {"lm": {"type": "causal_lm"}}, "HC141"),
     "bert-two-heads": ("bert", {"sst": {"type": "classification", "num_labels": 2},

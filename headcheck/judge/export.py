@@ -41,6 +41,7 @@ class ExportPlan:
     output_bias_buffer: str | None = None  # BART's final_logits_bias: the LM head's output bias, or zeros
     config: Mapping[str, Any] = field(default_factory=dict)  # config.json keys the class reads for this head
     merge: Merge | None = None  # the adapter merged into the base weights
+    input_scale: float | None = None  # folded into the head's first weight (T5's d_model**-0.5, tied embeddings)
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,19 @@ def judge_transformers_export(facts: Facts, report: Report, head: str | None = N
         return judged
     merge = merging.merge
     export = dataclasses.replace(judged.export, adapter=merge.adapter if merge else None, notes=merging.notes)
-    return ExportJudgement(export, dataclasses.replace(judged.plan, merge=merge), merging.choices)
+    plan = dataclasses.replace(judged.plan, merge=merge, input_scale=_input_scale(report.model_type, config,
+                                                                                 judged.plan.head_type))
+    return ExportJudgement(export, plan, merging.choices)
+
+
+def _input_scale(model_type: str | None, config: Mapping[str, Any], head_type: str) -> float | None:
+    """T5AdapterModel multiplies the decoder output by d_model**-0.5 before every head when the embeddings are
+    tied (its adapter_model.py); T5ForQuestionAnswering does not: the factor goes into the head's weight."""
+    if head_type not in ruledata.exports()["tied_input_scale"].get(model_type, ()):
+        return None
+    if not config.get("tie_word_embeddings", True):
+        return None
+    return float(config["d_model"]) ** -0.5
 
 
 def _adapter_folder(facts: Facts, report: Report) -> ExportJudgement:

@@ -107,6 +107,15 @@ def _merged(tensors: Mapping[str, TensorInfo], plan: ExportPlan, model_type: str
     return merged
 
 
+def _scaled_head(tensors: Mapping[str, TensorInfo], plan: ExportPlan) -> dict[str, MergedTensor]:
+    """The head's first weight times the input scale the AdapterModel applied before it (plan.input_scale)."""
+    if plan.input_scale is None:
+        return {}
+    rest = f"{min(plan.layer_modules)}.weight"
+    name = f"heads.{plan.head_name}.{rest}"
+    return {name: MergedTensor(_head_target(rest, plan), tensors[name], "scale", plan.input_scale, None, None)}
+
+
 def plan_transformers_export(facts: Facts, plan: ExportPlan, others: tuple[str, ...] = ()) -> Migration:
     """`others`: the adapters the model carries besides the merged one, whose tensors are left out."""
     replaced = (*facts.weight_files["model"], *files_of_role(facts.files, "model"), facts.doc_file("model"))
@@ -151,6 +160,7 @@ def _export(tensors: Mapping[str, TensorInfo], weight_files: tuple[str, ...], co
         return first_output if info.file.startswith("..") or "/" in info.file else _output_name(info.file, sharded)
 
     merged = _merged(tensors, plan, config.get("model_type"))
+    merged.update(_scaled_head(tensors, plan))
     if merged:
         require_numpy()  # a missing extra is told before anything is written
     moves: dict[str, list[TensorMove]] = {}

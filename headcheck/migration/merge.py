@@ -41,16 +41,18 @@ class MergedTensor:
 
     target: str
     base: TensorInfo
-    kind: str  # "lora": base + scaling * B @ A; "ia3": base * scaling * l (row by row)
+    kind: str  # "lora": base + scaling * B @ A; "ia3": base * scaling * l (row by row); "scale": base * scaling
     scaling: float
     lora_a: TensorInfo | None  # lora only
-    lora_b: TensorInfo  # B of a LoRA, the vector l of (IA)^3
+    lora_b: TensorInfo | None  # B of a LoRA, the vector l of (IA)^3
     transposed: bool = False  # a Conv1D weight, [in, out] (adapters' fan_in_fan_out)
     blocks: tuple[bool, ...] = ()  # a fused q/k/v layer: which of its equal output blocks the adapter holds
 
     def compute(self, root: Path) -> bytes:
         np = require_numpy()
         base = _read(root, self.base)
+        if self.kind == "scale":  # a factor folded into a weight (T5's tied-embedding output scaling)
+            return _encode((base * np.float32(self.scaling)).astype(np.float32), self.base.dtype)
         b = _read(root, self.lora_b)
         if self.kind == "lora":
             delta = self._delta(np, _read(root, self.lora_a), b)
