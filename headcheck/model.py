@@ -28,6 +28,15 @@ class Verdict(str, enum.Enum):
     NOT_CONVERTIBLE = "not-convertible"
 
 
+class ExportVerdict(str, enum.Enum):
+    """Whether a checkpoint can run without adapters on one target (DESIGN.md, Exports)."""
+
+    EXPORTABLE = "exportable"  # `migrate --to TARGET` writes it
+    NATIVE = "native"  # it already loads there as it is
+    NOT_EXPORTABLE = "not-exportable"  # every reason is a finding of its own rule
+    NOT_APPLICABLE = "not-applicable"
+
+
 class Kind(str, enum.Enum):
     FULL_MODEL = "full-model"
     ADAPTER = "adapter"
@@ -113,6 +122,30 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class Export:
+    """One target's export verdict: the class the export declares, the head and adapter it takes, and the
+    findings that refuse it. They stay here, not among the report's findings: a checkpoint that serves well
+    inside adapters has nothing wrong with it (--require-export turns a refusal into a finding that counts)."""
+
+    target: str  # "transformers"
+    verdict: ExportVerdict
+    architecture: str | None = None
+    head_name: str | None = None  # the flex head written into the static class
+    adapter: str | None = None  # the adapter merged into the base weights
+    findings: tuple[Finding, ...] = ()  # why it is not-exportable, one rule each
+    notes: tuple[str, ...] = ()  # what the export assumes (e.g. a full model's only adapter is the trained one)
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(f.rule for f in self.findings))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verdict": self.verdict.value, "architecture": self.architecture, "head": self.head_name,
+                "adapter": self.adapter, "rules": list(self.rules),
+                "findings": [_finding_dict(f) for f in self.findings], "notes": list(self.notes)}
+
+
+@dataclass(frozen=True)
 class Report:
     source: str
     kind: Kind
@@ -123,6 +156,7 @@ class Report:
     findings: tuple[Finding, ...] = ()
     plan: Plan | None = None
     files: tuple[str, ...] = field(default=())
+    exports: tuple[Export, ...] = ()  # one per target judged (the key is new in schema_version 1)
 
     def counted(self) -> tuple[Finding, ...]:
         """The findings that count for exit codes and hooks: all but those the configuration ignores."""
@@ -165,6 +199,7 @@ class Report:
             "findings": [_finding_dict(f) for f in self.findings],
             "plan": plan,
             "files": list(self.files),
+            "exports": {e.target: e.to_dict() for e in self.exports},
         }
 
 

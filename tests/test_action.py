@@ -29,7 +29,7 @@ STEPS = ACTION["runs"]["steps"]
 
 def test_action_declares_the_issue_inputs_and_outputs():
     assert ACTION["runs"]["using"] == "composite"
-    assert set(ACTION["inputs"]) == {"path", "repo-id", "revision", "fail-on", "sarif-file", "version"}
+    assert set(ACTION["inputs"]) == {"path", "repo-id", "revision", "fail-on", "require-export", "sarif-file", "version"}
     assert set(ACTION["outputs"]) == {"verdict", "findings", "exit-code", "sarif-file"}
     for name, output in ACTION["outputs"].items():
         assert output["value"] == f"${{{{ steps.scan.outputs.{name} }}}}"

@@ -231,7 +231,7 @@ def test_excluded_targets_are_not_scanned_and_say_so(project):
     ('ignore = ["HC 103"]', "tool.headcheck.ignore[0]", "not a rule code (HC103) or rule name"),
     ('fail-on = "warn"', "tool.headcheck.fail-on", "'warn' is not one of ['error', 'warning', 'never']"),
     ('fail_on = "warning"', "tool.headcheck.fail_on", "unknown key; did you mean 'fail-on'?"),
-    ('ignores = ["HC103"]', "tool.headcheck.ignores", "unknown key (known: exclude, fail-on, ignore, per-path-ignores)"),
+    ('ignores = ["HC103"]', "tool.headcheck.ignores", "unknown key (known: exclude, fail-on, ignore, per-path-ignores, require-export)"),
     ('exclude = ["../elsewhere"]', "tool.headcheck.exclude[0]", "no '..'"),
     ('[tool.headcheck.per-path-ignores]\n"models/*" = ["HC102", "multilabel-heads"]',
      'tool.headcheck.per-path-ignores."models/*"[1]', "unknown rule 'multilabel-heads'"),
@@ -283,7 +283,7 @@ def test_config_file_must_exist_and_a_pyproject_must_have_the_table(tmp_path):
 def test_the_config_schema_ships_with_the_package_and_is_valid():
     schema = json.loads((resources.files("headcheck") / "schemas" / "config.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
-    assert set(schema["properties"]) == {"ignore", "fail-on", "exclude", "per-path-ignores"}
+    assert set(schema["properties"]) == {"ignore", "fail-on", "exclude", "per-path-ignores", "require-export"}
     validator = jsonschema.Draft202012Validator(schema)
     assert validator.is_valid({"ignore": ["HC103", "multilabel-head"], "fail-on": "never", "exclude": ["a/**"],
                                "per-path-ignores": {"models/*": ["HC114"]}})

@@ -21,7 +21,7 @@ from .options import fail
 
 
 def config_options(command):
-    """--ignore, --config and --no-config, in this order in --help."""
+    """--ignore, --config, --no-config and --require-export, in this order in --help."""
     for option in reversed([
         click.option("--ignore", "ignore", multiple=True, metavar="RULE[,RULE]",
                      help="Ignore these rules (codes or names) on top of the configuration's `ignore`; their findings "
@@ -32,6 +32,10 @@ def config_options(command):
                           "(on disk; in the hooks, in the commit judged)."),
         click.option("--no-config", is_flag=True,
                      help="Use no configuration file (--ignore still applies)."),
+        click.option("--require-export", "require_export", multiple=True, type=click.Choice(["transformers"]),
+                     help="Every checkpoint must be exportable to this target (exports.<target> in the report): a "
+                          "not-exportable one gets the error finding HC147. Adds to the configuration's "
+                          "require-export."),
     ]):
         command = option(command)
     return command
@@ -69,14 +73,14 @@ class TargetPolicies:
     """The policy (configuration + --ignore) of each scan target, all resolved up front."""
 
     def __init__(self, targets: Iterable[str], config_file: Path | None, no_config: bool, ignores: Iterable[str],
-                 fail_on: str | None):
+                 fail_on: str | None, require_export: Iterable[str] = ()):
         from ..judge.suppress import policy
         from ..read.project_config import find_config, load_config
 
         check_config_flags(config_file, no_config)
         self.fail_on = fail_on
         self.policies, self.paths = {}, {}
-        fixed = policy(load_config(config_file), ignores) if config_file is not None else None
+        fixed = policy(load_config(config_file), ignores, require_export) if config_file is not None else None
         by_folder: dict[Path, object] = {}
         for target in targets:
             local = Path(target)
@@ -84,12 +88,12 @@ class TargetPolicies:
             path = Path(os.path.abspath(local)) if os.path.exists(local) else None
             self.paths[target] = path
             if fixed is not None or no_config:
-                self.policies[target] = fixed or policy(None, ignores)
+                self.policies[target] = fixed or policy(None, ignores, require_export)
                 continue
             start = path if path is not None else Path(os.getcwd())
             folder = start if os.path.isdir(start) else start.parent
             if folder not in by_folder:
-                by_folder[folder] = policy(find_config(folder), ignores)
+                by_folder[folder] = policy(find_config(folder), ignores, require_export)
             self.policies[target] = by_folder[folder]
 
     def excluded(self, target: str) -> Excluded | None:

@@ -44,7 +44,8 @@ def hook() -> None:
               "$PRE_COMMIT_LOCAL_BRANCH, else HEAD].")
 @fail_on_option
 @config_options
-def run(files: tuple[str, ...], ref: str | None, fail_on: str | None, ignore, config_file, no_config) -> None:
+def run(files: tuple[str, ...], ref: str | None, fail_on: str | None, ignore, config_file, no_config,
+        require_export) -> None:
     """Judge the checkpoint folders holding FILES (all checkpoint folders when none) at the pushed commit.
 
     This is the entry of the pre-commit hook (.pre-commit-hooks.yaml): pre-commit passes the changed
@@ -56,7 +57,7 @@ def run(files: tuple[str, ...], ref: str | None, fail_on: str | None, ignore, co
         repo = githook.Repo(".")
         commit, source = githook.resolve_hook_commit(repo, os.environ, ref)
         paths = githook.repo_relative(repo, files) if files else None
-        configs = _commit_configs(repo, config_file, no_config, ignore)
+        configs = _commit_configs(repo, config_file, no_config, ignore, require_export)
         click.echo(f"headcheck: judging {commit[:12]} ({source})")
         return githook.Checker(repo, configs=configs, fail_on=fail_on).check_commit(commit, paths, filter_paths=False)
 
@@ -68,7 +69,8 @@ def run(files: tuple[str, ...], ref: str | None, fail_on: str | None, ignore, co
 @click.argument("url", required=False)
 @fail_on_option
 @config_options
-def pre_push(remote: str | None, url: str | None, fail_on: str | None, ignore, config_file, no_config) -> None:
+def pre_push(remote: str | None, url: str | None, fail_on: str | None, ignore, config_file, no_config,
+             require_export) -> None:
     """Run as git's pre-push hook: reads '<local-ref> <local-sha> <remote-ref> <remote-sha>' lines on stdin."""
     from ..hooks import prepush as githook
     from ..hooks.push import parse_pre_push, push_targets
@@ -79,7 +81,8 @@ def pre_push(remote: str | None, url: str | None, fail_on: str | None, ignore, c
     def work():
         refs = parse_pre_push(sys.stdin.read())
         repo = githook.Repo(".")
-        checker = githook.Checker(repo, configs=_commit_configs(repo, config_file, no_config, ignore), fail_on=fail_on)
+        checker = githook.Checker(repo, configs=_commit_configs(repo, config_file, no_config, ignore, require_export),
+                                  fail_on=fail_on)
         results = []
         for target in push_targets(refs, lambda sha: repo.commit(sha) is not None):
             click.echo(f"headcheck: judging {target.commit[:12]} for {target.what}")
@@ -149,11 +152,12 @@ def _guarded(work):
         config_error(exc)
 
 
-def _commit_configs(repo, config_file: Path | None, no_config: bool, ignore):
+def _commit_configs(repo, config_file: Path | None, no_config: bool, ignore, require_export):
     from ..hooks.commit_config import CommitConfigs
 
     check_config_flags(config_file, no_config)
-    return CommitConfigs(repo, config_file=config_file, no_config=no_config, ignores=ignore)
+    return CommitConfigs(repo, config_file=config_file, no_config=no_config, ignores=ignore,
+                         require_export=require_export)
 
 
 def _finish(results, refused: str) -> None:

@@ -55,7 +55,7 @@ def cli() -> None:
               help="Also append a Markdown summary to this file (e.g. \"$GITHUB_STEP_SUMMARY\").")
 @config_options
 def scan(targets, from_file, revision, subfolder, token, jobs, fmt, fail_on, head_type, quiet, summary,
-         ignore, config_file, no_config) -> None:
+         ignore, config_file, no_config, require_export) -> None:
     """Classify the head of each TARGET and judge whether it can become an adapters flex head.
 
     \b
@@ -79,7 +79,7 @@ def scan(targets, from_file, revision, subfolder, token, jobs, fmt, fail_on, hea
         raise click.UsageError("give at least one TARGET (folder, file or org/name) or --from-file")
     options = dict(head_type=head_type, revision=revision, token=token, subfolder=subfolder)
     try:
-        configured = TargetPolicies(all_targets, config_file, no_config, ignore, fail_on)
+        configured = TargetPolicies(all_targets, config_file, no_config, ignore, fail_on, require_export)
     except ConfigError as exc:
         config_error(exc)
     excluded = {t: found for t in all_targets if (found := configured.excluded(t))}
@@ -198,7 +198,8 @@ def _append_summary(summary: Path | None, reports) -> None:
 @click.option("--verify", is_flag=True, help="Before writing --out, load original and result with transformers/adapters "
               "and compare outputs and loss; a difference above tolerance writes nothing (needs the 'verify' extra).")
 @click.option("--base", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              help="Base model folder for --verify of an adapter folder (default: adapter_config.json's model_name).")
+              help="Base model folder of an adapter folder, for --verify and for --to transformers (default: "
+                   "adapter_config.json's model_name).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: the result for scripts (output folder, renames, tensors checked, verify figures).")
 @click.option("-v", "--verbose", is_flag=True, help="Print the whole plan, not only its counts.")
@@ -211,9 +212,16 @@ def _append_summary(summary: Path | None, reports) -> None:
 @click.option("--push-to", metavar="ORG/NAME", help="Hub SOURCE: create this repository and commit the migrated "
               "checkpoint to it.")
 @click.option("--private", is_flag=True, help="With --push-to: create the repository private.")
+@click.option("--to", "to", type=click.Choice(["flex", "transformers"]), default="flex", show_default=True,
+              help="flex: into adapters' flex-head layout; transformers: out of adapters, as transformers' own "
+                   "class (exports.transformers in the scan report says whether it can).")
+@click.option("--head", "head", metavar="NAME", help="--to transformers: the head to export where the model has several.")
+@click.option("--adapter", "adapter", metavar="NAME",
+              help="--to transformers: the adapter to merge where the model carries several.")
 def migrate(source: str, out: Path | None, head_name, head_type, num_choices, force, dry_run, verify, base, fmt,
-            verbose, quiet, revision, subfolder, token, create_pr, push_to, private) -> None:
-    """Rewrite the checkpoint in SOURCE into the adapters flex-head layout, in --out.
+            verbose, quiet, revision, subfolder, token, create_pr, push_to, private, to, head, adapter) -> None:
+    """Rewrite the checkpoint in SOURCE into the adapters flex-head layout, in --out (with --to transformers:
+    out of adapters, as the transformers class that computes the same outputs).
 
     \b
     SOURCE is a checkpoint folder or a Hub repository (org/name, org/name/subfolder, @revision).
@@ -225,10 +233,18 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
     can be migrated; --create-pr then opens one pull request with the changed files (at most one per
     scanned commit), --push-to creates a new repository.
     """
+    from ..judge.export import ExportChoiceError
     from ..migration import run as migration
+    from ..migration.merge import MergeUnavailableError
     from ..render.migration import render_comparison, render_migration, render_migration_json
 
     options = dict(head_name=head_name, head_type=head_type, num_choices=num_choices)
+    if to == "transformers":
+        if head_name or head_type or num_choices:
+            raise click.UsageError("--head-name, --head-type and --num-choices apply to --to flex")
+        options = dict(to=to, head=head, adapter=adapter)
+    elif head or adapter:
+        raise click.UsageError("--head and --adapter apply to --to transformers")
     hub_options = dict(revision=revision, subfolder=subfolder, token=token, create_pr=create_pr, push_to=push_to,
                        private=private)
     local = Path(source)
@@ -244,6 +260,9 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
         if not is_folder:
             raise click.BadParameter(f"{source}: no such folder (a Hub repository is org/name)",
                                      param_hint="'SOURCE'")
+    if hub_source and to == "transformers":
+        raise click.UsageError("--to transformers takes a local folder; download the Hub repository first "
+                               "(huggingface-cli download ORG/NAME --local-dir DIR)")
     if create_pr and push_to:
         raise click.UsageError("--create-pr and --push-to: choose one")
     if out is None and not (hub_source and (create_pr or push_to or dry_run)):
@@ -257,19 +276,24 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
             return
         source = local
         if dry_run:
-            report, plan = migration.prepare(source, **options)
+            report, plan = migration.prepare(source, **options, **({"base": base} if to == "transformers" else {}))
             click.echo(render_migration_json(report, plan, None) if fmt == "json" else render_migration(report, plan, None))
             return
         with (bar := progress_bar()) as on_bytes:
             result = migration.migrate(source, out, force=force, verify=verify, base=base, on_bytes=on_bytes,
                                        on_stage=bar.stage,
                                        **options)
+    except migration.NotExportableError as exc:
+        click.echo(RENDERERS["text"](exc.report, color=use_color(sys.stderr)), err=True)
+        fail("not exported: exports.transformers is not-exportable; nothing written", ExitCode.FINDINGS)
+    except ExportChoiceError as exc:
+        raise click.UsageError(str(exc)) from None
     except migration.NotConvertibleError as exc:
         click.echo(RENDERERS["text"](exc.report, color=use_color(sys.stderr)), err=True)
         fail(f"not migrated: verdict is {exc.report.verdict.value}; nothing written", ExitCode.FINDINGS)
     except migration.OutputExistsError as exc:
         raise click.UsageError(str(exc)) from None
-    except migration.VerifyUnavailableError as exc:  # the environment, not the command line: no usage text
+    except (migration.VerifyUnavailableError, MergeUnavailableError) as exc:  # the environment: no usage text
         fail(f"{exc}", ExitCode.USAGE)
     except migration.VerifyFailedError as exc:
         if exc.comparison is not None:

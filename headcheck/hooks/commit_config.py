@@ -22,13 +22,15 @@ class CommitConfigs:
     """The policy of each checkpoint folder of each commit judged; every configuration is read once."""
 
     def __init__(self, repo: Repo, *, config_file: Path | None = None, no_config: bool = False,
-                 ignores: Iterable[str] = ()):
+                 ignores: Iterable[str] = (), require_export: Iterable[str] = ()):
         self.repo = repo
         self.ignores = tuple(ignores)
+        self.require_export = tuple(require_export)
         self.no_config = no_config
         # resolved now, so that a bad --config or --ignore is reported before anything is judged
-        self.fixed = policy(load_config(config_file), self.ignores) if config_file is not None else None
-        self.none = policy(None, self.ignores)
+        self.fixed = (policy(load_config(config_file), self.ignores, self.require_export)
+                      if config_file is not None else None)
+        self.none = policy(None, self.ignores, self.require_export)
         self._policies: dict[tuple[str, str], Policy] = {}
 
     def policy_for(self, commit: str, folder: str, entries: list[TreeEntry]) -> tuple[Policy, PurePath]:
@@ -53,5 +55,5 @@ class CommitConfigs:
                 return f"{PurePosixPath(path).as_posix()}@{commit[:12]}"
 
             found = discover([start, *start.parents], read, show)
-            self._policies[key] = policy(found, self.ignores)
+            self._policies[key] = policy(found, self.ignores, self.require_export)
         return self._policies[key], PurePosixPath(folder)

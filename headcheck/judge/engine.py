@@ -12,6 +12,7 @@ from . import layouts
 from ..errors import InputError, NothingScannedError
 from ..read.facts import Facts, build_facts, build_facts_from
 from .adapter import judge_adapter
+from .export import judge_transformers_export
 from .full_model import judge_model, model_type_of
 from .peft import judge_peft
 from .invertible import invertible_lm_head_findings
@@ -119,7 +120,7 @@ def scan_facts(facts: Facts, head_type: str | None = None, base_config: dict | N
     findings = (*judged, *extra)
     verdict = final_verdict(judgement, tuple(extra))
     model_doc = facts.doc("model") or facts.doc("head") or facts.doc("adapter") or {}
-    return Report(
+    report = Report(
         source=facts.root,
         kind=kind,
         layout=layout,
@@ -130,6 +131,12 @@ def scan_facts(facts: Facts, head_type: str | None = None, base_config: dict | N
         plan=plan if verdict.value == "convertible" else None,
         files=facts.files,
     )
+    return with_export(report, judge_transformers_export(facts, report))
+
+
+def with_export(report: Report, judged) -> Report:
+    """The report with its `exports.transformers` entry."""
+    return dataclasses.replace(report, exports=(judged.export,))
 
 
 def _judge(facts: Facts, head_type: str | None) -> tuple[Kind, Layout, Judgement]:

@@ -112,3 +112,8 @@ def flex_heads() -> dict[str, dict[str, Any]]:
 @functools.cache
 def families() -> dict[str, Any]:
     return _load_validated("families")
+
+
+@functools.cache
+def exports() -> dict[str, Any]:
+    return _load_validated("exports")

@@ -56,6 +56,7 @@ class OutputFile:
     name: str
     moves: tuple[TensorMove, ...]
     added: tuple[AddedTensor, ...] = ()
+    computed: tuple[Any, ...] = ()  # merge.MergedTensor: bytes computed from several source tensors (exports)
 
     @property
     def is_pickle(self) -> bool:
@@ -72,6 +73,10 @@ class Migration:
     configs: Mapping[str, dict[str, Any]]  # file name -> new JSON content
     index_file: str | None  # regenerated shard index name, when sharded
     duplicates: tuple[Duplicate, ...] = ()  # dropped tensors that must equal a placed one
+    export: str | None = None  # the transformers class an export out of adapters declares (None: into flex)
+    # the folder tensors' files are relative to and the other files are copied from, when not the source: an
+    # adapter folder's export is its base model's folder (the adapter's own files named relative to it)
+    root: Any = None
 
 
 def _flex_head_config(report: Report) -> dict[str, Any]:

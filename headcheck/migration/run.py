@@ -23,6 +23,7 @@ from ..read.facts import build_facts
 from ..read.json_text import dump_json
 from ..read.pickle_index import read_pickle_index
 from ..read.safetensors_header import nbytes, read_safetensors_index
+from .export_plan import export_rescan_problem, prepare_export
 from .plan import Migration, MigrationError, plan_for
 from .safetensors_writer import WRITERS, PendingTensor, write_safetensors
 from .tensor_bytes import digest_of, file_chunks, tensor_chunks, zero_chunks
@@ -33,6 +34,14 @@ class NotConvertibleError(Exception):
     def __init__(self, report: Report):
         self.report = report
         super().__init__(f"{report.source}: verdict {report.verdict.value}; nothing written")
+
+
+class NotExportableError(NotConvertibleError):
+    """`--to transformers` of a checkpoint whose exports.transformers verdict is not-exportable."""
+
+    def __init__(self, report: Report):
+        self.report = report
+        Exception.__init__(self, f"{report.source}: not exportable to transformers; nothing written")
 
 
 class OutputExistsError(Exception):
@@ -76,9 +85,16 @@ class MigrateResult:
 
 
 def prepare(source: Path, *, head_name: str | None = None, head_type: str | None = None,
-            num_choices: int | None = None) -> tuple[Report, Migration]:
-    """Scan and plan, writing nothing. Raises NotConvertibleError unless convertible or already flex."""
+            num_choices: int | None = None, to: str = "flex", head: str | None = None,
+            adapter: str | None = None, base: Path | str | None = None) -> tuple[Report, Migration]:
+    """Scan and plan, writing nothing. Raises NotConvertibleError unless convertible or already flex (with
+    `to="transformers"`: NotExportableError unless exportable or native)."""
     facts = build_facts(source)  # read once: the plan needs the same facts the verdict came from
+    if to == "transformers":
+        report, migration = prepare_export(facts, head=head, adapter=adapter, base=base)
+        if migration is None:
+            raise NotExportableError(report)
+        return report, migration
     report = scan_facts(facts, head_type)
     if report.verdict is Verdict.ALREADY_FLEX:  # nothing to rewrite: the output is a checked copy
         return report, Migration(report.kind, (), (), (), {}, None)
@@ -91,8 +107,10 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
             num_choices: int | None = None, force: bool = False, verify: bool = False,
             base: Path | str | None = None, on_bytes: Callable[[int], None] | None = None,
             on_stage: Callable[[str], None] | None = None,
-            accept: Callable[[Path], None] | None = None) -> MigrateResult:
-    """Write the flex-head checkpoint to `out`. With `verify`, original and result are loaded with
+            accept: Callable[[Path], None] | None = None, to: str = "flex", head: str | None = None,
+            adapter: str | None = None) -> MigrateResult:
+    """Write the flex-head checkpoint to `out` (`to="transformers"`: the checkpoint as transformers' own class,
+    `head` / `adapter` choosing where it carries several). With `verify`, original and result are loaded with
     transformers/adapters (`base`: the base model of an adapter folder) and must give the same outputs and
     loss (`on_stage` hears when that starts: loading two models reports no bytes); `accept(folder)` may
     check the finished output too. Both run before the output is renamed into
@@ -107,8 +125,11 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
         replaced = sum(1 for _ in out.iterdir()) if out.exists() else 0
         if replaced and not force:
             raise OutputExistsError(f"{out} exists and is not empty (use --force to replace it)")
-        compare = _verifier() if verify else None
-        report, migration = prepare(source, head_name=head_name, head_type=head_type, num_choices=num_choices)
+        compare = _verifier("compare_export" if to == "transformers" else "compare") if verify else None
+        report, migration = prepare(source, head_name=head_name, head_type=head_type, num_choices=num_choices,
+                                    to=to, head=head, adapter=adapter, base=base)
+        if compare is not None and migration.export is not None:  # the original runs the exported head
+            compare = functools.partial(compare, head=report.exports[0].head_name, adapter=report.exports[0].adapter)
         comparisons: list = []
         checks = [_verify_check(compare, source, base, report, comparisons, on_stage)] if compare else []
         checks += [accept] if accept is not None else []
@@ -121,12 +142,16 @@ def _run(source, out, report, migration, checks, comparisons, replaced, on_bytes
         shutil.rmtree(tmp)
     try:
         tmp.mkdir(parents=True)
-        digests = _write(source, tmp, migration, on_bytes)
-        copied = _copy_rest(source, tmp, migration)
-        checked = _check_bytes(tmp, migration, digests) + _check_duplicates(source, migration)
-        files_checked = _check_copies(source, tmp, copied)
+        root = migration.root or source  # an adapter folder's export reads and copies from its base model
+        digests = _write(root, tmp, migration, on_bytes)
+        copied = _copy_rest(root, tmp, migration)
+        checked = _check_bytes(tmp, migration, digests) + _check_duplicates(root, migration)
+        files_checked = _check_copies(root, tmp, copied)
         rescan = scan_path(tmp)
-        if rescan.verdict is not Verdict.ALREADY_FLEX:
+        if migration.export is not None:
+            if problem := export_rescan_problem(rescan, migration.export):
+                raise MigrationError(problem)
+        elif rescan.verdict is not Verdict.ALREADY_FLEX:
             raise MigrationError(f"the rewritten checkpoint scans as {rescan.verdict.value}, not already-flex: "
                                  + "; ".join(f"{f.rule} {f.message}" for f in rescan.findings))
         for check in checks:
@@ -172,17 +197,18 @@ def verify_stack_problem() -> str | None:
     return "; ".join(sorted(problems, key=lambda p: "not installed" in p)) or None
 
 
-def _verifier() -> Callable[..., Any]:
-    """verify.compare, or VerifyUnavailableError saying what this environment lacks (before any writing)."""
+def _verifier(name: str = "compare") -> Callable[..., Any]:
+    """verify.compare (or compare_export), or VerifyUnavailableError saying what this environment lacks (before
+    any writing)."""
     fix = ("keep the verifying stack in a tool environment of its own (README: Verify next to transformers 5), "
            "or pip install 'headcheck[verify]'")
     if problem := verify_stack_problem():
         raise VerifyUnavailableError(f"--verify cannot run in this environment: {problem}; {fix}")
     try:
-        from .verify import compare
+        from . import verify
     except ImportError as exc:
         raise VerifyUnavailableError(f"--verify cannot run in this environment ({exc}); {fix}") from None
-    return compare
+    return getattr(verify, name)
 
 
 def _first_mismatch(error: str) -> str:
@@ -231,6 +257,10 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tupl
             length = nbytes(added.dtype, added.shape)
             pending.append(PendingTensor(added.target, added.dtype, added.shape, length,
                                          functools.partial(zero_chunks, length)))
+        for merged in output.computed:  # the digest is of the computed bytes, which the byte check compares
+            pending.append(PendingTensor(merged.target, merged.base.dtype, merged.base.shape,
+                                         nbytes(merged.base.dtype, merged.base.shape),
+                                         functools.partial(merged.chunks, source)))
         write = write_torch_zip if output.is_pickle else write_safetensors
         written = write(tmp / output.name, pending, on_bytes)
         digests.update(((output.name, name), digest) for name, digest in written.items())
@@ -288,6 +318,7 @@ def _check_bytes(tmp: Path, migration: Migration, digests: dict[tuple[str, str],
             written = read_pickle_index(path, output.name) if output.is_pickle else read_safetensors_index(path, output.name)[0]
             planned = {m.target: (m.source.dtype, m.shape) for m in output.moves}
             planned.update((a.target, (a.dtype, a.shape)) for a in output.added)
+            planned.update((c.target, (c.base.dtype, c.base.shape)) for c in output.computed)
             if {name: (info.dtype, info.shape) for name, info in written.items()} != planned:
                 raise MigrationError(f"{output.name}: written tensors differ from the plan (names, dtypes or shapes)")
 

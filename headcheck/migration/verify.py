@@ -229,3 +229,33 @@ def _compare_adapter(original: Path, migrated: Path, base: Path | str | None) ->
 def _has_safetensors(folder: Path) -> bool:
     # load_adapter reads the .bin files unless told otherwise
     return (folder / "adapter.safetensors").exists()
+
+
+def compare_export(original: Path, exported: Path, base: Path | str | None = None, original_class: str | None = None,
+                   plan=None, head: str | None = None, adapter: str | None = None) -> Comparison:
+    """An export out of adapters: the original with adapters (its head `head` and the merged `adapter` active; an
+    adapter folder loaded onto `base`), the export with plain transformers' class named in its config.json, on the
+    same fixed inputs. (`original_class` and `plan` belong to the flex direction's signature: an export's original
+    is always flex.)"""
+    with _quiet_loading():
+        import adapters
+        import transformers
+
+        if (original / "config.json").exists():
+            before = adapters.AutoAdapterModel.from_pretrained(original).eval()
+        else:  # an adapter folder: loaded onto its base model, as its users load it
+            before = adapters.AutoAdapterModel.from_pretrained(
+                base or json.loads((original / "adapter_config.json").read_text())["model_name"]).eval()
+            adapter = before.load_adapter(str(original), use_safetensors=_has_safetensors(original))
+        head = head or next(iter(before.config.prediction_heads))
+        before.active_head = head
+        if adapter is not None:
+            before.set_active_adapters(adapter)
+        head_config = before.config.prediction_heads[head]
+        name = json.loads((exported / "config.json").read_text())["architectures"][0]
+        after, info = getattr(transformers, name).from_pretrained(exported, output_loading_info=True)
+        after.eval()
+        inputs = fixed_inputs(after.config, head_config, head_config.get("num_choices"))
+        diff, loss = _difference(model_outputs(before, inputs), model_outputs(after, inputs))
+    return Comparison(diff, loss, ATOL.get(after.dtype, DEFAULT_ATOL), tuple(info["missing_keys"]),
+                      tuple(info["unexpected_keys"]))

@@ -45,6 +45,7 @@ class ProjectConfig:
     fail_on: str | None = None
     exclude: tuple[str, ...] = ()
     per_path_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    require_export: tuple[str, ...] = ()  # export targets every checkpoint must reach (HC147)
 
     def key(self, *parts: str | int) -> str:
         """The TOML key path of PARTS, for messages: tool.headcheck.per-path-ignores."models/*"[0]."""
@@ -137,6 +138,7 @@ def parse_config(raw: bytes, file: str, root: PurePath, *, pyproject: bool) -> P
         fail_on=table.get("fail-on"),
         exclude=tuple(table.get("exclude", ())),
         per_path_ignores=tuple((pattern, tuple(rules)) for pattern, rules in table.get("per-path-ignores", {}).items()),
+        require_export=tuple(table.get("require-export", ())),
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import click
 
-from ..model import Finding, Report, Severity, Verdict
+from ..model import Export, ExportVerdict, Finding, Report, Severity, Verdict
 
 VERDICT_COLORS = {
     Verdict.CONVERTIBLE: "green",
@@ -66,4 +66,18 @@ def render_text(report: Report, color: bool = False) -> str:
                      + (f", {len(plan.config_changes)} config keys written for transformers 4.57"
                         if plan.config_changes else "")
                      + (f", {len(plan.copies)} tensor copies" if plan.copies else ""))
+    lines.extend(_export_line(export) for export in report.exports)
     return "\n".join(lines)
+
+
+def _export_line(export: Export) -> str:
+    """`export    transformers: exportable as BertForSequenceClassification (head 'sst')`: one line per target,
+    then each reason it is refused."""
+    line = f"  export    {export.target}: {export.verdict.value}"
+    if export.architecture:
+        line += f" as {export.architecture}" if export.verdict is ExportVerdict.EXPORTABLE else f" ({export.architecture})"
+    if export.head_name:
+        line += f" (head {export.head_name!r}" + (f", adapter {export.adapter!r} merged)" if export.adapter else ")")
+    reasons = [f"            {f.rule}: {f.message}" for f in export.findings]
+    reasons += [f"            - {note}" for note in export.notes]
+    return "\n".join([line, *reasons])

@@ -1,0 +1,241 @@
+"""`migrate --to transformers` of full models saved with an adapter (issue 18 #3, #6): LoRA and (IA)^3 merged into
+the base weights with numpy give the adapters model's logits and loss (atol 1e-4); adapters headcheck does not
+merge exit 1 and write nothing; several adapters need --adapter. Through the console script."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+zoo = pytest.importorskip("zoo")
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+adapters = pytest.importorskip("adapters")
+
+from headcheck.migration.verify import OUTPUT_FIELDS, fixed_inputs  # noqa: E402
+
+from helpers import run_cli, validated  # noqa: E402
+
+ATOL = 1e-4  # merged weights: one rounding of W + s * B @ A against adapters' unmerged computation
+
+LORA_ATTN_MLP = dict(r=4, alpha=8, intermediate_lora=True, output_lora=True, init_weights="bert")
+
+# shape -> (model_type, adapter config, dtype)
+MERGED = {
+    "bert-lora-attention": ("bert", adapters.LoRAConfig(r=4, alpha=16, init_weights="bert"), None),
+    "bert-lora-attention-mlp": ("bert", adapters.LoRAConfig(**LORA_ATTN_MLP), None),
+    "xlm-roberta-lora": ("xlm-roberta", adapters.LoRAConfig(r=2, alpha=2, init_weights="bert"), None),
+    "roberta-ia3": ("roberta", adapters.IA3Config(), None),
+    "bert-lora-bfloat16": ("bert", adapters.LoRAConfig(**LORA_ATTN_MLP), torch.bfloat16),
+}
+
+# shape -> (model_type, adapter config)
+REFUSED = {
+    "bert-bottleneck": ("bert", "seq_bn"),
+    "bert-prefix-tuning": ("bert", "prefix_tuning"),
+    "bert-gated-lora": ("bert", adapters.LoRAConfig(use_gating=True)),
+    "bert-dora": ("bert", adapters.LoRAConfig(use_dora=True)),
+    "distilbert-lora": ("distilbert", adapters.LoRAConfig()),  # no test proves its layers: refused
+}
+
+
+def build(model_type, out, adapter_config, dtype=None, names=("task",)):
+    """A flex model with a classification head and adapters, every bias and adapter weight non-zero (a zero
+    LoRA B or a unit (IA)^3 vector would hide a merge that does nothing), saved whole."""
+    torch.manual_seed(zoo.SEED)
+    # weights 10x the tiny default: a merge that does nothing then moves the logits far beyond the tolerance
+    model = adapters.AutoAdapterModel.from_config(zoo.tiny_config(model_type, initializer_range=0.2)).eval()
+    model.add_classification_head("sst", num_labels=3)
+    for name in names:
+        model.add_adapter(name, config=adapter_config)
+    zoo._nonzero_biases(model)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".loras." in name:
+                param.add_(torch.randn_like(param) * 0.5)
+    if dtype is not None:
+        model = model.to(dtype)
+    model.save_pretrained(out)
+    return out
+
+
+def outputs(model, inputs):
+    with torch.no_grad():
+        out = model(**inputs)
+    return [getattr(out, f) for f in OUTPUT_FIELDS if getattr(out, f, None) is not None], out.loss
+
+
+def max_differences(src, dst, adapter, atol):
+    exported, info = transformers.AutoModelForSequenceClassification.from_pretrained(dst, output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == [], info
+    config = json.loads((dst / "config.json").read_text())
+    assert not {"adapters", "prediction_heads"} & set(config)
+    flex = adapters.AutoAdapterModel.from_pretrained(src).eval()
+    flex.set_active_adapters(adapter)
+    inputs = fixed_inputs(exported.config, flex.config.prediction_heads["sst"])
+    (logits_a, loss_a), (logits_b, loss_b) = outputs(flex, inputs), outputs(exported.eval(), inputs)
+    torch.testing.assert_close(logits_b[0].float(), logits_a[0].float(), atol=atol, rtol=0)
+    torch.testing.assert_close(loss_b.float(), loss_a.float(), atol=atol, rtol=0)
+    unmerged = adapters.AutoAdapterModel.from_pretrained(src).eval()  # control: without the adapter they differ
+    assert float((outputs(unmerged, inputs)[0][0].float() - logits_a[0].float()).abs().max()) > 10 * atol
+    return (float((logits_a[0].float() - logits_b[0].float()).abs().max()), float((loss_a.float() - loss_b.float()).abs()))
+
+
+@pytest.mark.parametrize("shape", sorted(MERGED))
+def test_merged_adapters_give_the_adapters_models_outputs(shape, tmp_path):
+    model_type, adapter_config, dtype = MERGED[shape]
+    src = build(model_type, tmp_path / "src", adapter_config, dtype)
+    export = validated(json.loads(run_cli("scan", src, "--format", "json").stdout))["exports"]["transformers"]
+    assert export["verdict"] == "exportable" and export["adapter"] == "task", export
+    assert any("the only adapter, 'task', is taken as the trained one" in note for note in export["notes"])
+    result = run_cli("migrate", src, "--to", "transformers", "--out", tmp_path / "out", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    written = json.loads(result.stdout)
+    assert any(d["reason"].startswith("merged into") for d in written["dropped"])
+    differences = max_differences(src, tmp_path / "out", "task", 1e-2 if dtype is torch.bfloat16 else ATOL)
+    print(f"{shape}: max |dlogits| {differences[0]:.3g}, |dloss| {differences[1]:.3g}")  # the closing note's table
+
+
+CAUSAL_LM = {  # shape -> (static class, adapter config)
+    "llama-lora-attention-mlp": ("LlamaForCausalLM", adapters.LoRAConfig(
+        r=4, alpha=8, attn_matrices=["q", "k", "v"], intermediate_lora=True, output_lora=True, init_weights="bert")),
+    "gpt2-lora-fused-c_attn-q-v": ("GPT2LMHeadModel", adapters.LoRAConfig(r=4, alpha=8, init_weights="bert")),
+    "gpt2-lora-fused-c_attn-k-mlp": ("GPT2LMHeadModel", adapters.LoRAConfig(
+        r=2, alpha=8, attn_matrices=["k"], intermediate_lora=True, output_lora=True, init_weights="bert")),
+    "gpt2-ia3": ("GPT2LMHeadModel", adapters.IA3Config()),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(CAUSAL_LM))
+def test_causal_lm_with_merged_adapters(shape, tmp_path):
+    """Static class -> flex (headcheck migrate) -> an adapter with trained (random) weights -> exported back: the
+    static class with the adapter merged (GPT-2's fused c_attn through adapters' merged-linear grouping, its Conv1D
+    weights transposed) gives the adapters model's logits and loss."""
+    class_name, adapter_config = CAUSAL_LM[shape]
+    static = zoo.build_static(class_name, tmp_path / "static", initializer_range=0.2)
+    assert run_cli("migrate", static, "--out", tmp_path / "flex").returncode == 0
+    model = adapters.AutoAdapterModel.from_pretrained(tmp_path / "flex").eval()
+    model.add_adapter("task", config=adapter_config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".loras." in name:
+                param.add_(torch.randn_like(param) * 0.5)
+    model.save_pretrained(tmp_path / "src")
+    result = run_cli("migrate", tmp_path / "src", "--to", "transformers", "--out", tmp_path / "out", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["architecture"] == class_name
+    exported, info = getattr(transformers, class_name).from_pretrained(tmp_path / "out", output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == [], info
+    flex = adapters.AutoAdapterModel.from_pretrained(tmp_path / "src").eval()
+    flex.set_active_adapters("task")
+    head = next(iter(flex.config.prediction_heads.values()))
+    inputs = fixed_inputs(exported.config, head)
+    (logits_a, loss_a), (logits_b, loss_b) = outputs(flex, inputs), outputs(exported.eval(), inputs)
+    torch.testing.assert_close(logits_b[0], logits_a[0], atol=ATOL, rtol=0)
+    torch.testing.assert_close(loss_b, loss_a, atol=ATOL, rtol=0)
+    unmerged = adapters.AutoAdapterModel.from_pretrained(tmp_path / "src").eval()
+    assert float((outputs(unmerged, inputs)[0][0] - logits_a[0]).abs().max()) > 10 * ATOL
+    print(f"{shape}: max |dlogits| {float((logits_a[0] - logits_b[0]).abs().max()):.3g}, "
+          f"|dloss| {float((loss_a - loss_b).abs()):.3g}")
+
+
+def test_adapter_folder_exports_onto_its_base_model(tmp_path):
+    """save_adapter's folder (LoRA + flex head) and --base (a BertModel folder): the export is the base model with
+    the LoRA merged and the head placed; without a base it is a usage error, and nothing is written."""
+    torch.manual_seed(zoo.SEED)
+    config = zoo.tiny_config("bert", initializer_range=0.2)
+    base = transformers.BertModel(config).eval()
+    zoo._nonzero_biases(base)
+    base.save_pretrained(tmp_path / "base")
+    model = adapters.AutoAdapterModel.from_pretrained(tmp_path / "base")
+    model.add_classification_head("task", num_labels=3)
+    model.add_adapter("task", config=adapters.LoRAConfig(r=4, alpha=8, output_lora=True, init_weights="bert"))
+    zoo._nonzero_biases(model.heads)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".loras." in name:
+                param.add_(torch.randn_like(param) * 0.5)
+    model.save_adapter(str(tmp_path / "folder"), "task", use_safetensors=True)
+    export = validated(json.loads(run_cli("scan", tmp_path / "folder", "--format", "json").stdout))["exports"]
+    assert export["transformers"]["verdict"] == "exportable" and export["transformers"]["adapter"] == "task"
+    by_name = run_cli("migrate", tmp_path / "folder", "--to", "transformers", "--out", tmp_path / "by-name")
+    assert by_name.returncode == 0, by_name.stderr  # adapter_config.json's model_name is the base's local folder
+    import shutil
+
+    shutil.copytree(tmp_path / "folder", tmp_path / "hub-named")
+    adapter_config = json.loads((tmp_path / "hub-named" / "adapter_config.json").read_text())
+    (tmp_path / "hub-named" / "adapter_config.json").write_text(json.dumps({**adapter_config, "model_name": "org/base"}))
+    no_base = run_cli("migrate", tmp_path / "hub-named", "--to", "transformers", "--out", tmp_path / "none")
+    assert no_base.returncode == 4 and "--base DIR (org/base is no local folder)" in no_base.stderr
+    assert not (tmp_path / "none").exists()
+    done = run_cli("migrate", tmp_path / "folder", "--to", "transformers", "--base", tmp_path / "base",
+                   "--out", tmp_path / "out", "--verify", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["comparison"]["ok"]
+    exported, info = transformers.BertForSequenceClassification.from_pretrained(tmp_path / "out",
+                                                                               output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == [], info
+    original = adapters.AutoAdapterModel.from_pretrained(tmp_path / "base").eval()
+    original.load_adapter(str(tmp_path / "folder"), use_safetensors=True)
+    original.set_active_adapters("task")
+    inputs = fixed_inputs(exported.config, original.config.prediction_heads["task"])
+    (logits_a, loss_a), (logits_b, loss_b) = outputs(original, inputs), outputs(exported.eval(), inputs)
+    torch.testing.assert_close(logits_b[0], logits_a[0], atol=ATOL, rtol=0)
+    torch.testing.assert_close(loss_b, loss_a, atol=ATOL, rtol=0)
+    print(f"bert-adapter-folder-lora --base: max |dlogits| {float((logits_a[0] - logits_b[0]).abs().max()):.3g}, "
+          f"|dloss| {float((loss_a - loss_b).abs()):.3g}")
+
+
+@pytest.mark.parametrize("shape", sorted(REFUSED))
+def test_adapters_not_merged_exit_1_and_write_nothing(shape, tmp_path):
+    model_type, adapter_config = REFUSED[shape]
+    src = build(model_type, tmp_path / "src", adapter_config)
+    result = run_cli("migrate", src, "--to", "transformers", "--out", tmp_path / "out")
+    assert result.returncode == 1, result.stderr
+    assert "HC145" in result.stderr and "nothing written" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_several_adapters_need_adapter(tmp_path):
+    src = build("bert", tmp_path / "src", adapters.LoRAConfig(r=2, alpha=4, init_weights="bert"),
+                names=("first", "second"))
+    result = run_cli("migrate", src, "--to", "transformers", "--out", tmp_path / "out")
+    assert result.returncode == 4 and "first, second" in result.stderr and not (tmp_path / "out").exists()
+    chosen = run_cli("migrate", src, "--to", "transformers", "--adapter", "second", "--out", tmp_path / "out",
+                     "--verify")
+    assert chosen.returncode == 0, chosen.stderr
+    assert "verify: max |logits diff|" in chosen.stdout
+    max_differences(src, tmp_path / "out", "second", ATOL)
+
+
+HIDE_NUMPY = '''import sys
+
+
+class _Absent:
+    """numpy and the heavy stack cannot be imported: headcheck's core install."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("numpy", "torch", "transformers", "adapters"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _Absent())
+'''
+
+
+def test_core_install_exports_heads_and_names_the_extra_a_merge_needs(tmp_path):
+    """Without numpy (and torch): a head-only export is written; a merge is refused before writing, in one line
+    naming the extra (exit 4)."""
+    (tmp_path / "core").mkdir()
+    (tmp_path / "core" / "sitecustomize.py").write_text(HIDE_NUMPY)
+    env = {"PYTHONPATH": str(tmp_path / "core")}
+    head_only = zoo.build_flex("bert", tmp_path / "head", {"sst": {"type": "classification", "num_labels": 2}})
+    done = run_cli("migrate", head_only, "--to", "transformers", "--out", tmp_path / "a", env=env)
+    assert done.returncode == 0, done.stderr
+    merged = build("bert", tmp_path / "lora", adapters.LoRAConfig(r=2, alpha=4, init_weights="bert"))
+    refused = run_cli("migrate", merged, "--to", "transformers", "--out", tmp_path / "b", env=env)
+    assert refused.returncode == 4 and not (tmp_path / "b").exists()
+    assert refused.stderr.strip().splitlines() == [
+        "headcheck: merging an adapter into the base weights needs numpy: pip install 'headcheck[export]'"]
