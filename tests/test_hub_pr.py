@@ -209,3 +209,105 @@ def test_an_adapter_repository_is_fixed_where_torch_is_not_installed(hub, tmp_pa
     assert done.returncode == 0, done.stderr
     pr = repo.refs["refs/pr/1"]
     assert (pr / "pytorch_model_head.bin").is_file() and scan(pr)["verdict"] == "already-flex"
+
+
+# --- out of adapters: migrate org/name --to transformers (issue 18 #2, the Hub part)
+
+def flex_repo(hub, tmp_path, repo_id: str = "org/flex"):
+    """A flex repository headcheck can export: bert-seq-cls migrated into flex (no torch needed)."""
+    folder = tmp_path / "remote" / repo_id.replace("/", "--")
+    assert run_cli("migrate", CHECKPOINTS / "bert-seq-cls", "--out", folder).returncode == 0
+    return hub.add(repo_id, folder)
+
+
+def test_export_pull_request_loads_with_transformers_and_gives_the_adapters_logits(hub, tmp_path):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    adapters = pytest.importorskip("adapters")
+    zoo = pytest.importorskip("zoo")
+    from headcheck.migration.verify import fixed_inputs
+
+    torch.manual_seed(zoo.SEED)  # a flex model with a LoRA adapter: the pull request merges it away
+    model = adapters.AutoAdapterModel.from_config(zoo.tiny_config("bert", initializer_range=0.2)).eval()
+    model.add_classification_head("sst", num_labels=3)
+    model.add_adapter("task", config=adapters.LoRAConfig(r=4, alpha=8, init_weights="bert"))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".loras." in name:
+                param.add_(torch.randn_like(param) * 0.5)
+    model.save_pretrained(tmp_path / "remote" / "lora")
+    repo = hub.add("org/lora", tmp_path / "remote" / "lora")
+    scanned = repo.sha
+    dry = cli(hub, tmp_path, "migrate", "org/lora", "--to", "transformers", "--create-pr", "--dry-run")
+    assert dry.returncode == 0 and "dry run: nothing committed" in dry.stdout, dry.stderr
+    assert repo.commits == 0 and not hub.lfs_objects
+    done = cli(hub, tmp_path, "migrate", "org/lora", "--to", "transformers", "--create-pr")
+    assert done.returncode == 0, done.stderr
+    assert repo.commits == 1 and repo.sha == scanned and f"{hub.endpoint}/org/lora/discussions/1" in done.stdout
+    pr = repo.refs["refs/pr/1"]
+    config = json.loads((pr / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"]
+    assert not {"adapters", "prediction_heads"} & set(config)
+    exported, info = getattr(transformers, config["architectures"][0]).from_pretrained(pr, output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == [], info
+    inputs = fixed_inputs(exported.config, model.config.prediction_heads["sst"])
+    model.set_active_adapters("task")
+    with torch.no_grad():
+        torch.testing.assert_close(exported.eval()(**inputs).logits, model(**inputs).logits, atol=1e-4, rtol=0)
+    title, description = repo.discussions[0]["title"], repo.discussions[0]["description"]
+    assert title.startswith("headcheck: export to transformers as BertForSequenceClassification")
+    assert scanned[:12] in title
+    for expected in ("`BertAdapterModel` → `BertForSequenceClassification`", "adapter `task` (LoRA) merged into",
+                     "adapter tensors merged away", "`adapters`, `prediction_heads` removed", "byte for byte",
+                     "native `BertForSequenceClassification`",
+                     'transformers.AutoModelForSequenceClassification.from_pretrained("org/lora")',
+                     "without adapters"):
+        assert expected in description, expected
+    again = cli(hub, tmp_path, "migrate", "org/lora", "--to", "transformers", "--create-pr")
+    assert again.returncode == 0 and "exists already" in again.stdout, again.stderr
+    assert repo.commits == 1 and len(repo.discussions) == 1
+
+
+@pytest.mark.parametrize("fixture,said", [
+    ("adapter-flex-head", "HC145"),  # a bottleneck adapter: no transformers class computes it
+    ("bert-seq-cls", "nothing to export"),  # a static class: transformers loads it as it is
+])
+def test_what_cannot_be_exported_is_refused_and_nothing_committed(hub, tmp_path, fixture, said):
+    repo = repo_with(hub, tmp_path, fixture)
+    done = cli(hub, tmp_path, "migrate", "org/model", "--to", "transformers", "--create-pr")
+    assert done.returncode == 1, done.stderr
+    assert said in done.stderr and "Traceback" not in done.stderr
+    assert repo.commits == 0 and not repo.discussions and not hub.lfs_objects
+
+
+def test_export_dry_run_downloads_and_commits_nothing(hub, tmp_path):
+    repo = flex_repo(hub, tmp_path)
+    done = cli(hub, tmp_path, "migrate", "org/flex", "--to", "transformers", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "BertForSequenceClassification (plain transformers)" in done.stdout and "dry run: nothing written" in done.stdout
+    assert repo.commits == 0
+    assert not list((tmp_path / "hf-cache").rglob("model.safetensors"))  # its header was read, the file not downloaded
+
+
+def test_export_push_to_creates_the_new_repository(hub, tmp_path):
+    flex_repo(hub, tmp_path)
+    done = cli(hub, tmp_path, "migrate", "org/flex", "--to", "transformers", "--push-to", "alice/plain", "--private")
+    assert done.returncode == 0, done.stderr
+    new = hub.repos["alice/plain"]
+    assert new.private and new.commits == 1
+    config = json.loads((new.folder / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"] and "prediction_heads" not in config
+    assert scan(new.folder)["exports"]["transformers"]["verdict"] == "native"
+
+
+def test_export_result_as_json(hub, tmp_path):
+    repo = flex_repo(hub, tmp_path)
+    done = cli(hub, tmp_path, "migrate", "org/flex", "--to", "transformers", "--create-pr", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["source"] == "org/flex" and result["to"] == "transformers"
+    assert result["architecture"] == "BertForSequenceClassification" and result["rescan_export"]["verdict"] == "native"
+    commit = result["commit"]
+    assert commit["url"].endswith("/org/flex/discussions/1") and not commit["existing"]
+    assert commit["title"] == repo.discussions[0]["title"] and "export to transformers" in commit["title"]
+    assert {c["path"] for c in commit["changes"]} == {"model.safetensors", "config.json"}

@@ -260,9 +260,6 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
         if not is_folder:
             raise click.BadParameter(f"{source}: no such folder (a Hub repository is org/name)",
                                      param_hint="'SOURCE'")
-    if hub_source and to == "transformers":
-        raise click.UsageError("--to transformers takes a local folder; download the Hub repository first "
-                               "(huggingface-cli download ORG/NAME --local-dir DIR)")
     if create_pr and push_to:
         raise click.UsageError("--create-pr and --push-to: choose one")
     if out is None and not (hub_source and (create_pr or push_to or dry_run)):

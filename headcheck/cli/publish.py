@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from ..model import Verdict
 from ..read.json_text import dump_json
 from .progress import progress_bar
 
@@ -16,20 +15,18 @@ from .progress import progress_bar
 def migrate_from_hub(source: str, out: Path | None, *, options: dict, force: bool, dry_run: bool, verify: bool,
                      base, fmt: str, verbose: bool, quiet: bool, revision, subfolder, token, create_pr: bool,
                      push_to: str | None, private: bool) -> None:
-    """Raises the errors `migrate` maps to exit codes; prints what was done."""
-    from ..errors import PublishRefusedError
-    from ..migration.plan import plan_for
-    from ..read.facts import build_facts_from
+    """Raises the errors `migrate` maps to exit codes; prints what was done. `options` as for migrate (with
+    `to="transformers"`: out of adapters)."""
     from ..publish import hub_migrate, pull_request
     from ..render.migration import migration_dict, render_migration, render_migration_json
 
-    repo, report = hub_migrate.open_repo(source, revision=revision, token=token, subfolder=subfolder)
+    repo, report = hub_migrate.open_repo(source, revision=revision, token=token, subfolder=subfolder, base=base,
+                                         **options)
     committing = create_pr or push_to
-    if create_pr and report.verdict is Verdict.ALREADY_FLEX:
-        raise PublishRefusedError(f"{repo.label}: already flex, nothing to fix; no pull request opened")
+    if create_pr:  # a pull request that would change nothing is refused before anything is downloaded
+        pull_request.refuse_unchanged(repo.label, report, options.get("to", "flex"))
     if dry_run and not committing:  # the plan from the headers alone: nothing downloaded
-        migration = None if report.verdict is Verdict.ALREADY_FLEX else plan_for(
-            report, build_facts_from(repo), head_name=options["head_name"], num_choices=options["num_choices"])
+        migration = hub_migrate.plan_from_headers(repo, report, base=base, **options)
         click.echo(render_migration_json(report, migration, None) if fmt == "json"
                    else render_migration(report, migration, None))
         return
@@ -40,8 +37,7 @@ def migrate_from_hub(source: str, out: Path | None, *, options: dict, force: boo
             written_to = "a temporary folder (removed when done)"
         on_bytes = stack.enter_context(bar := progress_bar())
         hub = hub_migrate.migrate_hub(repo, report, out, force=force, verify=verify, base=base, on_bytes=on_bytes,
-                                      on_stage=bar.stage,
-                                      head_name=options["head_name"], num_choices=options["num_choices"])
+                                      on_stage=bar.stage, **options)
         published = None
         if create_pr:
             published = pull_request.open_pull_request(hub, dry_run=dry_run)

@@ -184,7 +184,7 @@ def _export(tensors: Mapping[str, TensorInfo], weight_files: tuple[str, ...], co
                     for name in sorted({*moves, *computed}))
     return Migration(Kind.FULL_MODEL, outputs, tuple(dropped), tuple(dict.fromkeys(replaced)),
                      {"config.json": export_config(config, plan)}, SAFE_INDEX if sharded else None,
-                     export=plan.architecture)
+                     export=plan.architecture, removed_keys=tuple(k for k in ADAPTERS_KEYS if k in config))
 
 
 def _zero_output_bias(plan: ExportPlan, config: Mapping[str, Any],
@@ -206,11 +206,12 @@ def export_config(config: Mapping[str, Any], plan: ExportPlan) -> dict[str, Any]
 
 
 def prepare_export(facts: Facts, *, head: str | None = None, adapter: str | None = None,
-                   base: Path | str | None = None) -> tuple[Report, Migration | None]:
+                   base: Path | str | None = None, report: Report | None = None) -> tuple[Report, Migration | None]:
     """The scan (its export judged for the chosen head and adapter) and the export's migration: a checked copy
     for a checkpoint that already is a transformers class, None when it is not exportable. An adapter folder
-    needs `base`, its base model's folder (default: adapter_config.json's model_name, when a local folder)."""
-    report = scan_facts(facts)
+    needs `base`, its base model's folder (default: adapter_config.json's model_name, when a local folder).
+    `report`: the facts' scan when the caller has it (a Hub scan, which read the base model's config too)."""
+    report = scan_facts(facts) if report is None else report
     judged = judge_transformers_export(facts, report, head, adapter)
     report = with_export(report, judged)
     if judged.export.verdict is ExportVerdict.NATIVE:

@@ -77,6 +77,7 @@ class Migration:
     # the folder tensors' files are relative to and the other files are copied from, when not the source: an
     # adapter folder's export is its base model's folder (the adapter's own files named relative to it)
     root: Any = None
+    removed_keys: tuple[str, ...] = ()  # config.json keys an export leaves out (those only adapters reads)
 
 
 def _flex_head_config(report: Report) -> dict[str, Any]:

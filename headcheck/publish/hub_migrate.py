@@ -1,5 +1,6 @@
 """Migrate a Hub checkpoint: scan it (headers only), download the folder's files into huggingface_hub's cache,
-then run the local migration on them."""
+then run the local migration on them. The same path goes into flex (`to="flex"`) and out of adapters
+(`to="transformers"`): only the judgement that lets it go on differs."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from pathlib import Path
 from typing import Iterator
 
 from ..judge.engine import scan_hub_repo
-from ..migration.run import MigrateResult, NotConvertibleError, migrate
+from ..migration.export_plan import prepare_export
+from ..migration.plan import Migration, plan_for
+from ..migration.run import MigrateResult, NotConvertibleError, NotExportableError, migrate
 from ..model import Report, Verdict
+from ..read.facts import build_facts_from
 from ..read.hub import HubRepo
 
 
@@ -21,15 +25,42 @@ class HubMigration:
     report: Report  # the scan of the Hub repository
     result: MigrateResult  # the local migration of its files
 
+    @property
+    def to(self) -> str:
+        return "flex" if self.result.migration.export is None else "transformers"
 
-def open_repo(target: str, *, revision: str | None = None, token: str | None = None,
-              subfolder: str | None = None) -> tuple[HubRepo, Report]:
-    """The repository at a fixed commit, and its scan; NotConvertibleError before anything is downloaded."""
+
+def open_repo(target: str, *, revision: str | None = None, token: str | None = None, subfolder: str | None = None,
+              base: Path | None = None, **options) -> tuple[HubRepo, Report]:
+    """The repository at a fixed commit, and its scan; refused before anything is downloaded. `options` as for
+    migrate: with `to="transformers"` the export is judged for `head` and `adapter` (the report's exports entry
+    then is that judgement) and an adapter repository's `base` folder must be found (NotExportableError,
+    ExportChoiceError); into flex, NotConvertibleError unless convertible or already flex."""
     repo = HubRepo(target, revision=revision, token=token, subfolder=subfolder)
     report = scan_hub_repo(repo)
-    if report.verdict not in (Verdict.CONVERTIBLE, Verdict.ALREADY_FLEX):
+    if options.get("to") == "transformers":
+        report, _ = _export_from_headers(repo, report, base, options)
+    elif report.verdict not in (Verdict.CONVERTIBLE, Verdict.ALREADY_FLEX):
         raise NotConvertibleError(report)
     return repo, report
+
+
+def plan_from_headers(repo: HubRepo, report: Report, *, base: Path | None = None, **options) -> Migration:
+    """What the migration would write, from the scanned headers alone: a dry run downloads no weights."""
+    if options.get("to") == "transformers":
+        return _export_from_headers(repo, report, base, options)[1]
+    if report.verdict is Verdict.ALREADY_FLEX:  # as migration.run.prepare: a checked copy
+        return Migration(report.kind, (), (), (), {}, None)
+    return plan_for(report, build_facts_from(repo), head_name=options.get("head_name"),
+                    num_choices=options.get("num_choices"))
+
+
+def _export_from_headers(repo: HubRepo, report: Report, base: Path | None, options) -> tuple[Report, Migration]:
+    report, migration = prepare_export(build_facts_from(repo), head=options.get("head"),
+                                       adapter=options.get("adapter"), base=base, report=report)
+    if migration is None:
+        raise NotExportableError(report)
+    return report, migration
 
 
 @contextlib.contextmanager
@@ -46,8 +77,8 @@ def staged(repo: HubRepo, near: Path) -> Iterator[Path]:
 
 
 def migrate_hub(repo: HubRepo, report: Report, out: Path, **options) -> HubMigration:
-    """`options` as for migration.run.migrate (force, verify, base, head_name, num_choices, on_bytes,
-    on_stage)."""
+    """`options` as for migration.run.migrate (force, verify, base, head_name, num_choices, to, head, adapter,
+    on_bytes, on_stage): the local migration, with all its checks, of the downloaded files."""
     with staged(repo, out.resolve().parent) as folder:
         result = migrate(folder, out, **options)
     return HubMigration(repo, report, result)

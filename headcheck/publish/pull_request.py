@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, errors
 
 from ..errors import InputError, PublishRefusedError
-from ..model import Verdict
+from ..model import ExportVerdict, Report, Verdict
 from ..read import hub_http
 from ..read.hub import first_line, status_of
-from ..render.pull_request import TITLE_PREFIX, render_description, render_title
+from ..read.names import CONFIG_FILES, WEIGHT_FILES
+from ..render.pull_request import render_description, render_title
 from .hub_migrate import HubMigration
 
 
@@ -36,16 +37,30 @@ def changes_of(hub: HubMigration) -> tuple[Change, ...]:
     copied unchanged (tokenizer, card, ...) are not part of the commit."""
     migration, out = hub.result.migration, hub.result.out
     written = [*(o.name for o in migration.outputs), *migration.configs, *filter(None, [migration.index_file])]
+    superseded = migration.replaced_files
+    if migration.root is not None:  # an adapter exported onto its base model: a full model takes its place
+        # the base's other files (tokenizer, ...) where the repository has none of its own
+        written += [p.relative_to(out).as_posix() for p in sorted(out.rglob("*"))
+                    if p.is_file() and p.relative_to(out).as_posix() not in hub.report.files]
+        superseded = tuple(name for name in hub.report.files if name in CONFIG_FILES or name in WEIGHT_FILES)
     written = list(dict.fromkeys(written))
     added = [Change("add", hub.repo.path_in_repo(name), (out / name).stat().st_size) for name in written]
-    deleted = [Change("delete", hub.repo.path_in_repo(name)) for name in migration.replaced_files
-               if name not in written]
+    deleted = [Change("delete", hub.repo.path_in_repo(name)) for name in superseded if name not in written]
     return (*added, *deleted)
 
 
+def refuse_unchanged(label: str, report: Report, to: str) -> None:
+    """A pull request that would change nothing is not opened: already flex, or (out of adapters) a checkpoint
+    transformers loads as it is."""
+    if to == "transformers" and report.exports[0].verdict is ExportVerdict.NATIVE:
+        raise PublishRefusedError(f"{label}: already loads with transformers as {report.exports[0].architecture}, "
+                                  "nothing to export; no pull request opened")
+    if to == "flex" and report.verdict is Verdict.ALREADY_FLEX:
+        raise PublishRefusedError(f"{label}: already flex, nothing to fix; no pull request opened")
+
+
 def open_pull_request(hub: HubMigration, *, dry_run: bool = False) -> Published:
-    if hub.report.verdict is Verdict.ALREADY_FLEX:
-        raise PublishRefusedError(f"{hub.repo.label}: already flex, nothing to fix; no pull request opened")
+    refuse_unchanged(hub.repo.label, hub.report, hub.to)
     changes = changes_of(hub)
     title, description = render_title(hub), render_description(hub, changes)
     if dry_run:
@@ -65,7 +80,7 @@ def push_to(hub: HubMigration, new_repo: str, *, private: bool = False, dry_run:
     out = hub.result.out
     changes = tuple(Change("add", p.relative_to(out).as_posix(), p.stat().st_size)
                     for p in sorted(out.rglob("*")) if p.is_file())
-    title = f"{TITLE_PREFIX} {hub.repo.label} migrated to the adapters flex-head layout"
+    title = render_title(hub, new_repo=True)
     description = render_description(hub, changes)
     if dry_run:
         return Published(None, changes, title, description)

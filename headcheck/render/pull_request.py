@@ -10,15 +10,26 @@ from .migration import migration_dict, render_comparison
 
 TITLE_PREFIX = "headcheck:"  # every pull request headcheck opens starts with it
 LISTED = 12  # renames and zero-filled tensors listed one by one; the rest are counted
+FOOTER = ("", "---", f"Opened by headcheck {__version__}; the checks above ran before anything was committed.")
 
 
-def render_title(hub) -> str:
-    head = hub.report.head
-    return (f"{TITLE_PREFIX} convert the {head.type} head to the adapters flex-head layout "
-            f"({hub.repo.revision}@{hub.repo.sha[:12]})")
+def render_title(hub, *, new_repo: bool = False) -> str:
+    """The commit's title; a pull request's names the scanned commit and the target, which is how a second run
+    finds it (the flex and the transformers pull requests of one commit are two)."""
+    export = hub.result.migration.export
+    if new_repo:
+        return (f"{TITLE_PREFIX} {hub.repo.label} " + (f"exported to transformers as {export}" if export
+                                                        else "migrated to the adapters flex-head layout"))
+    what = (f"export to transformers as {export}, loadable without adapters" if export
+            else f"convert the {hub.report.head.type} head to the adapters flex-head layout")
+    return f"{TITLE_PREFIX} {what} ({hub.repo.revision}@{hub.repo.sha[:12]})"
 
 
 def render_description(hub, changes) -> str:
+    if hub.result.migration.export is not None:
+        from .export_pull_request import render_export_description
+
+        return render_export_description(hub, changes)
     report, result, repo = hub.report, hub.result, hub.repo
     plan = migration_dict(report, result.migration, result)
     head = report.head
@@ -27,10 +38,7 @@ def render_description(hub, changes) -> str:
              f"`{repo.label}` at commit `{repo.sha[:12]}`: **{report.verdict.value}**, a {head.type} head "
              f"(`{head.architecture}`{labels}) that the adapters flex-head loaders (`AutoAdapterModel`, "
              "`load_adapter`, hosted inference) cannot use as it is saved.", ""]
-    if report.findings:
-        lines += ["| rule | severity | message |", "|---|---|---|"]
-        lines += [f"| {f.rule} | {f.severity} | {_cell(f.message)} |" for f in report.findings]
-        lines.append("")
+    lines += findings_table(report)
     lines += ["## What the migration did", "",
               f"- class `{head.architecture}` → `{plan['adapter_model_class']}`, head `{plan['head_name']}`"]
     renames = plan["renames"]
@@ -42,9 +50,7 @@ def render_description(hub, changes) -> str:
         lines.append(f"- added `{added['target']}` {added['shape']} as zeros ({added['reason']})")
     for dropped in plan["dropped"]:
         lines.append(f"- not carried over: `{dropped['tensor']}` ({dropped['reason']})")
-    lines.append("- files: " + ", ".join(
-        f"{'add' if c.action == 'add' else 'delete'} `{c.path}`" + (f" ({_size(c.size)})" if c.size else "")
-        for c in changes))
+    lines.append(files_line(changes))
     head_configs = [c.get("config") or (c.get("prediction_heads") or {}).get(plan["head_name"])
                     for c in result.migration.configs.values()]
     if head_config := next(filter(None, head_configs), None):
@@ -62,8 +68,20 @@ def render_description(hub, changes) -> str:
             f"model = AutoAdapterModel.from_pretrained(BASE_MODEL)\nmodel.load_adapter({where}, set_active=True)")
     lines += ["", "## Loading the result", "", "```python", "from adapters import AutoAdapterModel", "", load,
               "```", "", "Before merging, pass `revision=\"refs/pr/N\"` (N: this pull request's number) to try it.",
-              "", "---", f"Opened by headcheck {__version__}; the checks above ran before anything was committed."]
+              *FOOTER]
     return "\n".join(lines) + "\n"
+
+
+def findings_table(report) -> list[str]:
+    if not report.findings:
+        return []
+    return ["| rule | severity | message |", "|---|---|---|",
+            *(f"| {f.rule} | {f.severity} | {_cell(f.message)} |" for f in report.findings), ""]
+
+
+def files_line(changes) -> str:
+    return "- files: " + ", ".join(f"{c.action} `{c.path}`" + (f" ({_size(c.size)})" if c.size else "")
+                                   for c in changes)
 
 
 def _cell(text: str) -> str:
