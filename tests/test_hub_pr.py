@@ -311,3 +311,43 @@ def test_export_result_as_json(hub, tmp_path):
     assert commit["url"].endswith("/org/flex/discussions/1") and not commit["existing"]
     assert commit["title"] == repo.discussions[0]["title"] and "export to transformers" in commit["title"]
     assert {c["path"] for c in commit["changes"]} == {"model.safetensors", "config.json"}
+
+
+def test_an_adapter_repository_exports_onto_a_local_base(hub, tmp_path):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    adapters = pytest.importorskip("adapters")
+    zoo = pytest.importorskip("zoo")
+
+    torch.manual_seed(zoo.SEED)
+    transformers.BertModel(zoo.tiny_config("bert", initializer_range=0.2)).save_pretrained(tmp_path / "base")
+    model = adapters.AutoAdapterModel.from_pretrained(tmp_path / "base").eval()
+    model.add_classification_head("task", num_labels=3)
+    model.add_adapter("task", config=adapters.LoRAConfig(r=4, alpha=8, init_weights="bert"))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".loras." in name:
+                param.add_(torch.randn_like(param) * 0.5)
+    folder = tmp_path / "remote" / "adapter"
+    folder.parent.mkdir()
+    model.save_adapter(str(folder), "task", use_safetensors=True)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    (folder / "adapter_config.json").write_text(json.dumps({**config, "model_name": "org/base"}))
+    (folder / "README.md").write_text("the adapter's own card\n")
+    repo = hub.add("org/adapter", folder)
+    no_base = cli(hub, tmp_path, "migrate", "org/adapter", "--to", "transformers", "--create-pr")
+    assert no_base.returncode == 4 and "--base DIR (org/base is no local folder)" in no_base.stderr
+    assert not list((tmp_path / "hf-cache").rglob("adapter.safetensors"))  # refused before the download
+    done = cli(hub, tmp_path, "migrate", "org/adapter", "--to", "transformers", "--base", tmp_path / "base",
+               "--create-pr")
+    assert done.returncode == 0, done.stderr
+    description = repo.discussions[0]["description"]
+    assert "the base model's weights" in description and "delete `adapter_config.json`" in description
+    pr = repo.refs["refs/pr/1"]
+    assert sorted(p.name for p in pr.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert (pr / "README.md").read_text() == "the adapter's own card\n"
+    exported = transformers.BertForSequenceClassification.from_pretrained(pr).eval()
+    inputs = {"input_ids": torch.tensor([[2, 5, 7, 3]]), "labels": torch.tensor([1])}
+    model.set_active_adapters("task")
+    with torch.no_grad():
+        torch.testing.assert_close(exported(**inputs).logits, model(**inputs).logits, atol=1e-4, rtol=0)

@@ -231,7 +231,8 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
     complete and checked: every tensor's bytes are compared with the source and the result must
     scan as already-flex. A Hub SOURCE is scanned first (headers only) and downloaded only when it
     can be migrated; --create-pr then opens one pull request with the changed files (at most one per
-    scanned commit), --push-to creates a new repository.
+    scanned commit and target), --push-to creates a new repository. With --to transformers a Hub SOURCE
+    goes on only when its exports.transformers verdict is exportable.
     """
     from ..judge.export import ExportChoiceError
     from ..migration import run as migration

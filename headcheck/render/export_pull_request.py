@@ -32,7 +32,8 @@ def render_export_description(hub, changes) -> str:
     lines += [*(f"- {note}" for note in export.notes), ""] if export.notes else []
     lines += findings_table(report)
     lines += ["## What the export did", "", f"- class `{report.head.architecture}` → `{migration.export}`, "
-              f"head `{export.head_name}`", *_merged(migration, export.adapter), *_tensors(migration),
+              f"head `{export.head_name}`", *_onto_base(migration), *_merged(migration, export.adapter),
+              *_tensors(migration),
               _config_line(migration), files_line(changes)]
     lines += ["", "## What was checked", "",
               "- every written tensor compared byte for byte with the original"
@@ -51,6 +52,13 @@ def render_export_description(hub, changes) -> str:
               f"# or the class itself: transformers.{migration.export}.from_pretrained({where})", "```", "",
               "Before merging, pass `revision=\"refs/pr/N\"` (N: this pull request's number) to try it.", *FOOTER]
     return "\n".join(lines) + "\n"
+
+
+def _onto_base(migration) -> list[str]:
+    if migration.root is None:
+        return []
+    return ["- an adapter repository becomes a full model: the base model's weights (the `--base` folder) are "
+            "written with the adapter merged into them, and the adapter's own files are deleted"]
 
 
 def _merged(migration, adapter: str | None) -> list[str]:
