@@ -351,3 +351,10 @@ def test_an_adapter_repository_exports_onto_a_local_base(hub, tmp_path):
     model.set_active_adapters("task")
     with torch.no_grad():
         torch.testing.assert_close(exported(**inputs).logits, model(**inputs).logits, atol=1e-4, rtol=0)
+
+
+def test_dry_run_of_an_already_flex_repository_is_a_checked_copy(hub, tmp_path):
+    repo_with(hub, tmp_path, "adapter-flex-head")
+    done = cli(hub, tmp_path, "migrate", "org/model", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "already flex: a checked copy" in done.stdout and "dry run: nothing written" in done.stdout

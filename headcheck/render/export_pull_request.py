@@ -6,7 +6,7 @@ from __future__ import annotations
 from .migration import render_comparison
 from .pull_request import FOOTER, LISTED, files_line, findings_table
 
-# the Auto class that picks the exported class from config.json, by the flex head type exported
+# the Auto class that picks the exported class from its config.json, by the head type its rescan names
 AUTO_CLASSES = {
     "classification": "AutoModelForSequenceClassification",
     "multilabel_classification": "AutoModelForSequenceClassification",
