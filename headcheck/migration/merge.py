@@ -7,6 +7,8 @@ copies of the largest adapted matrix, whatever the checkpoint's size.
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,10 @@ from ..read.tensor_info import TensorInfo
 from .tensor_bytes import tensor_chunks
 
 FLOATS = {"F32": "<f4", "F16": "<f2"}
+# Read by the BLAS numpy loads, once, when numpy is imported. The products are small (rank r), and the writer's two
+# threads each compute their own: a BLAS pool per call on top of them oversubscribes the cores and spins (measured:
+# a 768x8 @ 8x768 product took 30 ms on two busy cores, 0.3 ms with one BLAS thread).
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class MergeError(ValueError):
@@ -26,12 +32,26 @@ class MergeUnavailableError(Exception):
 
 
 def require_numpy() -> Any:
-    """numpy, imported only when an adapter is merged: scan and every other migrate run without it."""
+    """numpy, imported only when an adapter is merged: scan and every other migrate run without it.
+
+    Imported here first, its BLAS runs one thread (see BLAS_THREADS); the environment is restored afterwards, so
+    nothing else (torch in --verify, a user's own code) inherits the setting. A numpy imported earlier keeps its
+    pool."""
+    if (loaded := sys.modules.get("numpy")) is not None:
+        return loaded
+    saved = {name: os.environ.get(name) for name in BLAS_THREADS}
+    os.environ.update(dict.fromkeys(BLAS_THREADS, "1"))
     try:
         import numpy
     except ImportError:
         raise MergeUnavailableError("merging an adapter into the base weights needs numpy: "
                                     "pip install 'headcheck[export]'") from None
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return numpy
 
 
