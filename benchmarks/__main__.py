@@ -21,9 +21,9 @@ from . import inputs as inputs_mod
 from .measure import MB, spawn_floor
 from .report import as_json, machine, markdown
 from .remote import remote_bulk, remote_bytes
-from .sections import Context, local_scan, local_scan_7b, migrate, migrate_4x
+from .sections import Context, export, export_4x, local_scan, local_scan_7b, migrate, migrate_4x
 
-SECTIONS = [local_scan, local_scan_7b, migrate, migrate_4x, remote_bytes, remote_bulk]
+SECTIONS = [local_scan, local_scan_7b, migrate, migrate_4x, export, export_4x, remote_bytes, remote_bulk]
 
 REPO = Path(__file__).resolve().parent.parent
 BUDGET_S = 600

@@ -9,6 +9,10 @@ written into a temporary sibling and renamed into place, so an interrupted run l
   (``bertbin``: the same as pytorch_model.bin, for the remote .bin row).
 - ``wide``: a BERT classifier with more/wider layers; names and shapes come from a model built on the
   ``meta`` device, the safetensors file is written by hand with random bytes (real bytes on disk).
+- ``lora``: a ``BertAdapterModel`` with a LoRA adapter (r=8, alpha=16, on query/key/value) and a 2-layer
+  classification head, random init with LoRA's B drawn too (adapters zero-initialises it, and an all-zero delta
+  would merge to the base's own values), saved by adapters' ``save_pretrained``; with ``base``/``factor``, as wide
+  as ``wide`` (4x the bytes).
 - ``llama``: a LlamaForCausalLM tensor index (names and shapes from the ``meta`` device), sharded,
   headers written by hand, data areas left as holes (``os.truncate``) so the disk is not filled.
 """
@@ -105,6 +109,33 @@ def wide(spec: dict) -> None:
                              "hidden_size": config.hidden_size, "base_params": base_params})
 
 
+def lora(spec: dict) -> None:
+    import torch
+    from transformers import BertConfig
+
+    import adapters
+    from adapters import LoRAConfig
+
+    out = Path(spec["out"])
+    tmp = _fresh(out)
+    layers = {}
+    if "factor" in spec:
+        layers = {"num_hidden_layers": wide_layers(spec["base"], spec["config"], spec["factor"])[0]}
+    torch.manual_seed(0)
+    model = adapters.BertAdapterModel(BertConfig(**spec["config"], **layers))
+    model.add_classification_head("sentiment", num_labels=2)
+    model.add_adapter("sentiment", LoRAConfig(**spec["lora"]))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".loras." in name and name.endswith("lora_B"):
+                param.normal_(0.0, 0.02)
+    model.save_pretrained(tmp)
+    params = sum(p.numel() for p in model.state_dict().values())
+    _finish(tmp, out, spec, {"params": params, "bytes": _weight_bytes(tmp), "files": 1,
+                             "layers": model.config.num_hidden_layers, "hidden_size": model.config.hidden_size,
+                             "lora_params": sum(p.numel() for n, p in model.named_parameters() if ".loras." in n)})
+
+
 def llama(spec: dict) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -153,7 +184,7 @@ def wide_layers(base: dict, wide_config: dict, factor: float) -> tuple[int, int,
     return layers, base_params, one - per_layer + layers * per_layer
 
 
-BUILDERS = {"bert": bert, "bertbin": bert, "wide": wide, "llama": llama}
+BUILDERS = {"bert": bert, "bertbin": bert, "wide": wide, "llama": llama, "lora": lora, "lora4x": lora}
 
 
 def main(argv: list[str]) -> None:

@@ -15,15 +15,22 @@ LLAMA_7B = {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers"
             "num_key_value_heads": 32, "vocab_size": 32000, "max_position_embeddings": 4096, "rms_norm_eps": 1e-5,
             "dtype": "float16"}
 
+MINI = {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 1024}
+MINI_WIDE = {"hidden_size": 512, "num_attention_heads": 8, "intermediate_size": 2048}
+LORA = {"r": 8, "alpha": 16, "attn_matrices": ["q", "k", "v"]}
+WIDE = {"hidden_size": 1024, "num_attention_heads": 16, "intermediate_size": 4096}
+
 PRESETS = {
     # bert-base (~110M params, ~440 MB); 4x: BERT-large width with more layers (~440M params, ~1.75 GB);
     # Llama-2-7B tensor index (6.74B params, 13.5 GB as float16) in 3 shards of at most 5 GB.
     "full": {
         "bert": {"config": BERT_BASE},
         "bertbin": {"config": BERT_BASE, "format": "bin"},
-        "wide": {"base": BERT_BASE, "factor": 4,
-                 "config": {"hidden_size": 1024, "num_attention_heads": 16, "intermediate_size": 4096}},
+        "wide": {"base": BERT_BASE, "factor": 4, "config": WIDE},
         "llama": {"config": LLAMA_7B, "max_shard_bytes": 5_000_000_000},
+        # BertAdapterModel + LoRA + classification head (the export rows); 4x as "wide"
+        "lora": {"config": BERT_BASE, "lora": LORA},
+        "lora4x": {"base": BERT_BASE, "factor": 4, "config": WIDE, "lora": LORA},
     },
     # --quick: a smoke run with inputs about 10x smaller (targets are then indicative only).
     "quick": {
@@ -37,10 +44,14 @@ PRESETS = {
         "llama": {"config": {**LLAMA_7B, "hidden_size": 2048, "intermediate_size": 5504, "num_hidden_layers": 16,
                              "num_attention_heads": 16, "num_key_value_heads": 16},
                   "max_shard_bytes": 1_000_000_000},
+        "lora": {"config": MINI, "lora": LORA},
+        "lora4x": {"base": MINI, "factor": 4, "config": MINI_WIDE, "lora": LORA},
     },
 }
-NAMES = {"bert": "bert-base", "bertbin": "bert-base-bin", "wide": "bert-4x", "llama": "llama-7b-index"}
-QUICK_NAMES = {"bert": "bert-mini", "bertbin": "bert-mini-bin", "wide": "bert-mini-4x", "llama": "llama-1b-index"}
+NAMES = {"bert": "bert-base", "bertbin": "bert-base-bin", "wide": "bert-4x", "llama": "llama-7b-index",
+         "lora": "bert-base-lora", "lora4x": "bert-4x-lora"}
+QUICK_NAMES = {"bert": "bert-mini", "bertbin": "bert-mini-bin", "wide": "bert-mini-4x", "llama": "llama-1b-index",
+               "lora": "bert-mini-lora", "lora4x": "bert-mini-4x-lora"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,11 @@ class Checkpoint:
         text = f"{self.name}: {self.info['params'] / 1e6:,.0f}M params, {size} {kind}"
         if self.kind == "llama":
             text += f" in {self.info['files']} shards (sparse: {self.info['allocated'] / 1e6:.1f} MB on disk)"
+        if self.kind in ("lora", "lora4x"):
+            text = (f"{self.name}: BertAdapterModel, {self.info['params'] / 1e6:,.0f}M params ({size} safetensors, "
+                    f"hidden {self.info['hidden_size']}, {self.info['layers']} layers), LoRA r=8 alpha=16 on "
+                    f"query/key/value ({self.info['lora_params'] / 1e6:.2f}M params) and a 2-layer classification "
+                    f"head, random init, saved by adapters' save_pretrained")
         if self.kind == "wide":
             text += (f" (BERT, hidden {self.info['hidden_size']}, {self.info['layers']} layers, random bytes; "
                      f"{self.info['params'] / self.info['base_params']:.2f}x the base's params)")

@@ -7,14 +7,23 @@ copies of the largest adapted matrix, whatever the checkpoint's size.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..read.safetensors_header import nbytes
 from ..read.tensor_info import TensorInfo
 from .tensor_bytes import tensor_chunks
 
 FLOATS = {"F32": "<f4", "F16": "<f2"}
+# Read by the BLAS numpy loads, once, when numpy is imported. The products are small (rank r), and the writer's two
+# threads each compute their own: a BLAS pool per call on top of them oversubscribes the cores and spins (measured:
+# a 768x8 @ 8x768 product took 30 ms on two busy cores, 0.3 ms with one BLAS thread).
+BLOCK_BYTES = 1 << 20  # float32 bytes of a weight merged at a time (see MergedTensor.chunks)
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class MergeError(ValueError):
@@ -26,12 +35,26 @@ class MergeUnavailableError(Exception):
 
 
 def require_numpy() -> Any:
-    """numpy, imported only when an adapter is merged: scan and every other migrate run without it."""
+    """numpy, imported only when an adapter is merged: scan and every other migrate run without it.
+
+    Imported here first, its BLAS runs one thread (see BLAS_THREADS); the environment is restored afterwards, so
+    nothing else (torch in --verify, a user's own code) inherits the setting. A numpy imported earlier keeps its
+    pool."""
+    if (loaded := sys.modules.get("numpy")) is not None:
+        return loaded
+    saved = {name: os.environ.get(name) for name in BLAS_THREADS}
+    os.environ.update(dict.fromkeys(BLAS_THREADS, "1"))
     try:
         import numpy
     except ImportError:
         raise MergeUnavailableError("merging an adapter into the base weights needs numpy: "
                                     "pip install 'headcheck[export]'") from None
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return numpy
 
 
@@ -48,29 +71,61 @@ class MergedTensor:
     transposed: bool = False  # a Conv1D weight, [in, out] (adapters' fan_in_fan_out)
     blocks: tuple[bool, ...] = ()  # a fused q/k/v layer: which of its equal output blocks the adapter holds
 
-    def compute(self, root: Path) -> bytes:
+    def compute(self, root: Path):
+        """The merged tensor's bytes, as a buffer (a numpy array's). Copies held at once: the base weight (widened to
+        float32, merged in place), the adapter's product (LoRA) and, for a 16-bit dtype, the narrowed result."""
         np = require_numpy()
-        base = _read(root, self.base)
+        base = _read(root, self.base)  # our own writable float32 array
         if self.kind == "scale":  # a factor folded into a weight (T5's tied-embedding output scaling)
-            return _encode((base * np.float32(self.scaling)).astype(np.float32), self.base.dtype)
+            base *= np.float32(self.scaling)
+            return _encode(base, self.base.dtype)
         b = _read(root, self.lora_b)
         if self.kind == "lora":
             delta = self._delta(np, _read(root, self.lora_a), b)
-            merged = base + np.float32(self.scaling) * (delta.T if self.transposed else delta)
+            delta *= np.float32(self.scaling)  # base + scaling * (B @ A), each product rounded as before
+            delta = delta.T if self.transposed else delta
+            if delta.shape != base.shape:
+                raise MergeError(f"{self.target}: the merged tensor has shape {delta.shape}, the base {base.shape}")
+            base += delta
+            del delta
         else:  # (IA)^3 scales the layer's output: each output of the weight, and the bias, by the same factor
             factor = np.float32(self.scaling) * self._per_output(np, b.reshape(-1))
-            if base.ndim == 1:
-                merged = base * factor
-            else:
-                merged = base * (factor[None, :] if self.transposed else factor[:, None])
-        if merged.shape != base.shape:
-            raise MergeError(f"{self.target}: the merged tensor has shape {merged.shape}, the base {base.shape}")
-        return _encode(merged.astype(np.float32), self.base.dtype)
-
+            try:
+                if base.ndim == 1:
+                    base *= factor
+                else:
+                    base *= factor[None, :] if self.transposed else factor[:, None]
+            except ValueError:  # in place: a factor that does not fit cannot broadcast into the base's shape
+                raise MergeError(f"{self.target}: the (IA)^3 vector has {factor.shape[0]} values, the base the shape "
+                                 f"{base.shape}") from None
+        return _encode(base, self.base.dtype)
 
     def chunks(self, root: Path):
-        """The merged bytes as the writer takes a tensor's bytes (one chunk: the tensor is computed whole)."""
-        yield memoryview(self.compute(root))
+        """The merged bytes as the writer takes a tensor's bytes. A LoRA on a plain [out, in] weight is merged a
+        block of rows at a time (base rows + scaling * B rows @ A: the same products, in the same float32 order), so
+        memory stays at one block whatever the matrix's size; other merges compute the tensor whole (one chunk)."""
+        info = self.base
+        if self.kind != "lora" or self.transposed or self.blocks or info.transposed or info.span is None \
+                or len(info.shape) != 2:
+            with memoryview(self.compute(root)) as view:
+                yield view.cast("B")
+            return
+        np = require_numpy()
+        a, b = _read(root, self.lora_a), _read(root, self.lora_b)
+        rows, cols = info.shape
+        if a.ndim != 2 or b.ndim != 2 or b.shape[0] != rows or a.shape[1] != cols or b.shape[1] != a.shape[0]:
+            raise MergeError(f"{self.target}: B {b.shape} @ A {a.shape} does not fit the base {info.shape}")
+        step, row_bytes, start = max(1, BLOCK_BYTES // (4 * cols)), nbytes(info.dtype, (cols,)), info.span[0]
+        for first in range(0, rows, step):
+            last = min(rows, first + step)
+            block = _read(root, dataclasses.replace(info, shape=(last - first, cols),
+                                                    span=(start + first * row_bytes, start + last * row_bytes)))
+            delta = b[first:last] @ a
+            delta *= np.float32(self.scaling)
+            block += delta
+            del delta
+            with memoryview(_encode(block, info.dtype)) as view:
+                yield view.cast("B")
 
     def _delta(self, np, a, b):
         """B @ A, [out, in]; for a fused layer, as adapters' grouped conv1d computes it: block g of B times block g
@@ -97,19 +152,33 @@ class MergedTensor:
 
 
 def _read(root: Path, info: TensorInfo):
+    """The tensor as a float32 array of its own (writable), read chunk by chunk straight into place."""
     np = require_numpy()
-    raw = b"".join(bytes(chunk) for chunk in tensor_chunks(root, info))
-    if info.dtype == "BF16":  # bfloat16 is the upper half of a float32: shift it back into place
-        return (np.frombuffer(raw, "<u2").astype("<u4") << 16).view("<f4").reshape(info.shape)
-    if info.dtype not in FLOATS:
+    if info.dtype != "BF16" and info.dtype not in FLOATS:
         raise MergeError(f"{info.name}: cannot merge a {info.dtype} tensor")
-    return np.frombuffer(raw, FLOATS[info.dtype]).astype(np.float32).reshape(info.shape)
+    raw = np.empty(nbytes(info.dtype, info.shape), np.uint8)
+    at = 0
+    with memoryview(raw) as into:
+        for chunk in tensor_chunks(root, info):
+            into[at:at + len(chunk)] = chunk
+            at += len(chunk)
+    if at != raw.size:
+        raise MergeError(f"{info.name}: {at} bytes read, {raw.size} expected")
+    if info.dtype == "BF16":  # bfloat16 is the upper half of a float32: shift it back into place
+        return (raw.view("<u2").astype("<u4") << 16).view("<f4").reshape(info.shape)
+    return raw.view(FLOATS[info.dtype]).astype(np.float32, copy=False).reshape(info.shape)
 
 
-def _encode(values, dtype: str) -> bytes:
+def _encode(values, dtype: str):
+    """float32 `values` (C-contiguous, ours to change) in `dtype`, as a C-contiguous array."""
     np = require_numpy()
     if dtype == "BF16":  # round to nearest even on the 16 bits dropped
         bits = values.view("<u4").astype(np.uint64)
-        rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
-        return rounded.astype("<u2").tobytes()
-    return values.astype(FLOATS[dtype]).tobytes()
+        lsb = bits >> 16
+        lsb &= 1
+        bits += lsb
+        del lsb
+        bits += 0x7FFF
+        bits >>= 16
+        return bits.astype("<u2")
+    return np.ascontiguousarray(values.astype(FLOATS[dtype], copy=False))
