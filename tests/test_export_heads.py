@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 adapters = pytest.importorskip("adapters")
 
-from headcheck.migration.verify import OUTPUT_FIELDS, fixed_inputs  # noqa: E402
+from headcheck.migration.verify import fixed_inputs, model_outputs  # noqa: E402
 
 from helpers import run_cli, validated  # noqa: E402
 
@@ -99,12 +99,6 @@ def build_flex(model_type, out, heads):
     return out
 
 
-def outputs(model, inputs):
-    with torch.no_grad():
-        out = model(**inputs)
-    return [getattr(out, f) for f in OUTPUT_FIELDS if getattr(out, f, None) is not None], out.loss
-
-
 def assert_export_equal(src, dst, head, atol=ATOL) -> tuple[float, float]:
     """The export loads with plain transformers (no missing/unexpected keys, no adapters keys) and gives the
     adapters model's logits and loss; returns (max |dlogits|, |dloss|)."""
@@ -116,7 +110,7 @@ def assert_export_equal(src, dst, head, atol=ATOL) -> tuple[float, float]:
     flex.active_head = head
     head_config = flex.config.prediction_heads[head]
     inputs = fixed_inputs(exported.config, head_config, head_config.get("num_choices"))
-    (logits_a, loss_a), (logits_b, loss_b) = outputs(flex, inputs), outputs(exported.eval(), inputs)
+    (logits_a, loss_a), (logits_b, loss_b) = model_outputs(flex, inputs), model_outputs(exported.eval(), inputs)
     assert len(logits_a) == len(logits_b) > 0
     for a, b in zip(logits_a, logits_b):
         torch.testing.assert_close(b, a, atol=atol, rtol=0)

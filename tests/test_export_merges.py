@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 adapters = pytest.importorskip("adapters")
 
-from headcheck.migration.verify import OUTPUT_FIELDS, fixed_inputs  # noqa: E402
+from headcheck.migration.verify import fixed_inputs, model_outputs  # noqa: E402
 
 from helpers import run_cli, validated  # noqa: E402
 
@@ -60,12 +60,6 @@ def build(model_type, out, adapter_config, dtype=None, names=("task",)):
     return out
 
 
-def outputs(model, inputs):
-    with torch.no_grad():
-        out = model(**inputs)
-    return [getattr(out, f) for f in OUTPUT_FIELDS if getattr(out, f, None) is not None], out.loss
-
-
 def max_differences(src, dst, adapter, atol):
     exported, info = transformers.AutoModelForSequenceClassification.from_pretrained(dst, output_loading_info=True)
     assert info["missing_keys"] == [] and info["unexpected_keys"] == [], info
@@ -74,11 +68,11 @@ def max_differences(src, dst, adapter, atol):
     flex = adapters.AutoAdapterModel.from_pretrained(src).eval()
     flex.set_active_adapters(adapter)
     inputs = fixed_inputs(exported.config, flex.config.prediction_heads["sst"])
-    (logits_a, loss_a), (logits_b, loss_b) = outputs(flex, inputs), outputs(exported.eval(), inputs)
+    (logits_a, loss_a), (logits_b, loss_b) = model_outputs(flex, inputs), model_outputs(exported.eval(), inputs)
     torch.testing.assert_close(logits_b[0].float(), logits_a[0].float(), atol=atol, rtol=0)
     torch.testing.assert_close(loss_b.float(), loss_a.float(), atol=atol, rtol=0)
     unmerged = adapters.AutoAdapterModel.from_pretrained(src).eval()  # control: without the adapter they differ
-    assert float((outputs(unmerged, inputs)[0][0].float() - logits_a[0].float()).abs().max()) > 10 * atol
+    assert float((model_outputs(unmerged, inputs)[0][0].float() - logits_a[0].float()).abs().max()) > 10 * atol
     return (float((logits_a[0].float() - logits_b[0].float()).abs().max()), float((loss_a.float() - loss_b.float()).abs()))
 
 
@@ -131,11 +125,11 @@ def test_causal_lm_with_merged_adapters(shape, tmp_path):
     flex.set_active_adapters("task")
     head = next(iter(flex.config.prediction_heads.values()))
     inputs = fixed_inputs(exported.config, head)
-    (logits_a, loss_a), (logits_b, loss_b) = outputs(flex, inputs), outputs(exported.eval(), inputs)
+    (logits_a, loss_a), (logits_b, loss_b) = model_outputs(flex, inputs), model_outputs(exported.eval(), inputs)
     torch.testing.assert_close(logits_b[0], logits_a[0], atol=ATOL, rtol=0)
     torch.testing.assert_close(loss_b, loss_a, atol=ATOL, rtol=0)
     unmerged = adapters.AutoAdapterModel.from_pretrained(tmp_path / "src").eval()
-    assert float((outputs(unmerged, inputs)[0][0] - logits_a[0]).abs().max()) > 10 * ATOL
+    assert float((model_outputs(unmerged, inputs)[0][0] - logits_a[0]).abs().max()) > 10 * ATOL
     print(f"{shape}: max |dlogits| {float((logits_a[0] - logits_b[0]).abs().max()):.3g}, "
           f"|dloss| {float((loss_a - loss_b).abs()):.3g}")
 
@@ -180,7 +174,7 @@ def test_adapter_folder_exports_onto_its_base_model(tmp_path):
     original.load_adapter(str(tmp_path / "folder"), use_safetensors=True)
     original.set_active_adapters("task")
     inputs = fixed_inputs(exported.config, original.config.prediction_heads["task"])
-    (logits_a, loss_a), (logits_b, loss_b) = outputs(original, inputs), outputs(exported.eval(), inputs)
+    (logits_a, loss_a), (logits_b, loss_b) = model_outputs(original, inputs), model_outputs(exported.eval(), inputs)
     torch.testing.assert_close(logits_b[0], logits_a[0], atol=ATOL, rtol=0)
     torch.testing.assert_close(loss_b, loss_a, atol=ATOL, rtol=0)
     print(f"bert-adapter-folder-lora --base: max |dlogits| {float((logits_a[0] - logits_b[0]).abs().max()):.3g}, "
