@@ -19,6 +19,8 @@ from common import perturb  # noqa: E402  (tests/fixtures/writers/common.py)
 from zoo import tiny_config  # noqa: E402  (tests/zoo.py: hidden 32, 2 layers, vocab 99)
 
 SEED = 0
+# DeBERTa's in_proj.bias, which adapters adds to the bias-free fused projection (rules/exports.json zero_only)
+ZERO_ONLY = ".attention.self.in_proj.bias"
 
 
 def _nonzero_biases(model: torch.nn.Module) -> None:
@@ -39,6 +41,8 @@ def _seeded(model: torch.nn.Module, seed: int = SEED) -> torch.nn.Module:
         for name, param in model.named_parameters():
             if ".loras." in name:
                 param.add_(torch.randn(param.shape, generator=gen) * 0.2)
+            elif name.endswith(ZERO_ONLY):  # never trained with the base frozen: zero, as adapters adds it
+                param.zero_()
     return model.eval()
 
 

@@ -64,8 +64,11 @@ def _merge(model, adapter: str, scale_bias: bool) -> None:
             continue
         lora = loras[adapter]
         if scale_bias and lora.composition_mode == "scale" and getattr(module, "bias", None) is not None:
+            vector = lora.lora_B.view(1, -1)
+            if hasattr(module, "pad"):  # a fused q/k/v layer (LoRAMergedLinear): 1 on the blocks the adapter lacks
+                vector = module.pad(vector, lora)
             with torch.no_grad():  # the output (weight and bias) is scaled; merge_adapter scaled the weight only
-                module.bias.mul_(lora.lora_B.view(-1) * lora.scaling)
+                module.bias.mul_(vector.view(-1) * lora.scaling)
 
 
 def head_renames(architecture: str, head: str, head_config: dict, base_prefix: str) -> dict[str, str]:
@@ -110,6 +113,9 @@ def build_counterpart(case: str, out: Path, *, alter: str | None = None, scale_b
             continue
         if key.startswith(f"{base_prefix}.pooler.") and key not in static_keys:
             continue  # a pooler the flex head never used, in a class that has none
+        if key.endswith(".attention.self.in_proj.bias") and key not in static_keys:
+            assert not value.any(), key  # adapters gives DeBERTa's bias-free in_proj a bias; zero adds nothing
+            continue
         if key.startswith("heads."):
             prefix = next((p for p in renames if key.startswith(p + ".")), None)
             if prefix is None:  # activations and dropouts have no weights: a weight left over has no place

@@ -71,7 +71,8 @@ EXPORTABLE = {
 CONVERTED = ["BertForSequenceClassification", "BertForMaskedLM", "RobertaForSequenceClassification",
              "XLMRobertaForTokenClassification", "DistilBertForSequenceClassification", "ElectraForSequenceClassification",
              "GPT2LMHeadModel", "BartForConditionalGeneration", "T5ForConditionalGeneration", "BeitForImageClassification",
-             "ViTForImageClassification"]
+             "ViTForImageClassification", "DebertaForSequenceClassification", "DebertaForTokenClassification",
+             "DebertaForQuestionAnswering", "DebertaForMaskedLM"]
 
 # shape -> (model_type, flex heads, the rule that refuses it)
 REFUSED = {

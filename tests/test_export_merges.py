@@ -239,3 +239,46 @@ def test_core_install_exports_heads_and_names_the_extra_a_merge_needs(tmp_path):
     assert refused.returncode == 4 and not (tmp_path / "b").exists()
     assert refused.stderr.strip().splitlines() == [
         "headcheck: merging an adapter into the base weights needs numpy: pip install 'headcheck[export]'"]
+
+
+def build_deberta(out, adapter_config, in_proj_bias: float = 0.0):
+    """DebertaAdapterModel with a classification head of DebertaForSequenceClassification's shape (gelu, the pooler
+    as layer 1) and an adapter on the fused in_proj. adapters gives that bias-free projection a bias (zero, and
+    frozen with the base); `in_proj_bias` sets it as a full fine-tune would have moved it."""
+    torch.manual_seed(zoo.SEED)
+    model = adapters.DebertaAdapterModel(zoo.tiny_config("deberta", initializer_range=0.2)).eval()
+    model.add_classification_head("sst", num_labels=3, activation_function="gelu")
+    model.add_adapter("task", config=adapter_config)
+    zoo._nonzero_biases(model)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".loras." in name:
+                param.add_(torch.randn_like(param) * 0.5)
+            elif name.endswith("in_proj.bias"):
+                param.fill_(in_proj_bias)
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.mark.parametrize("matrices", [["q", "k", "v"], ["k"]])
+def test_deberta_fused_in_proj_lora_is_merged_and_its_zero_bias_left_out(matrices, tmp_path):
+    src = build_deberta(tmp_path / "src", adapters.LoRAConfig(r=4, alpha=8, attn_matrices=matrices,
+                                                              init_weights="bert"))
+    result = run_cli("migrate", src, "--to", "transformers", "--out", tmp_path / "out", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    written = json.loads(result.stdout)
+    assert written["architecture"] == "DebertaForSequenceClassification"
+    reasons = {d["tensor"]: d["reason"] for d in written["dropped"]}
+    assert reasons["deberta.encoder.layer.1.attention.self.in_proj.bias"].startswith("zero in the flex model")
+    differences = max_differences(src, tmp_path / "out", "task", ATOL)
+    print(f"deberta-lora-in_proj-{''.join(matrices)}: max |dlogits| {differences[0]:.3g}, |dloss| {differences[1]:.3g}")
+
+
+def test_deberta_non_zero_in_proj_bias_is_refused_with_hc148(tmp_path):
+    """DebertaForSequenceClassification's in_proj has no bias: a trained one cannot be left out (exit 1, HC148,
+    nothing written). The scan reads headers only; migrate reads the bias."""
+    src = build_deberta(tmp_path / "src", adapters.LoRAConfig(r=4, alpha=8, init_weights="bert"), in_proj_bias=0.1)
+    result = run_cli("migrate", src, "--to", "transformers", "--out", tmp_path / "out")
+    assert result.returncode == 1, result.stderr
+    assert "HC148" in result.stderr and "in_proj.bias holds non-zero values" in result.stderr
+    assert "nothing written" in result.stderr and not (tmp_path / "out").exists()

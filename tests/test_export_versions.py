@@ -59,7 +59,8 @@ def test_every_exportable_shape_has_a_fixture():
             "XLMRobertaForTokenClassification", "RobertaForTokenClassification", "DistilBertForSequenceClassification",
             "DistilBertForTokenClassification", "ElectraForSequenceClassification", "BartForSequenceClassification",
             "BartForQuestionAnswering", "BartForConditionalGeneration", "T5ForConditionalGeneration",
-            "T5ForQuestionAnswering", "BeitForImageClassification", "ViTForImageClassification"} <= architectures
+            "T5ForQuestionAnswering", "BeitForImageClassification", "ViTForImageClassification",
+            "DebertaForSequenceClassification", "DebertaForTokenClassification"} <= architectures
     problems = {spec(case)["config"].get("problem_type") for case in CASES}
     assert {"regression", "multi_label_classification"} <= problems
     assert any(spec(case)["base"] for case in CASES)  # an adapter folder and its base

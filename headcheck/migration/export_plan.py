@@ -14,12 +14,14 @@ from typing import Any, Mapping
 
 from ..judge import layouts, ruledata
 from ..judge.engine import scan_facts, with_export
-from ..judge.export import ExportChoiceError, ExportPlan, judge_transformers_export
-from ..model import ExportVerdict, Kind, Layout, Report
+from ..judge.export import ExportChoiceError, ExportPlan, judge_transformers_export, refused
+from ..judge.judgement import finding
+from ..model import ExportVerdict, Finding, Kind, Layout, Report
 from ..read.facts import Facts, build_facts, files_of_role
 from ..read.tensor_info import TensorInfo
 from .merge import MergedTensor, require_numpy
 from .plan import SAFE_INDEX, AddedTensor, Migration, MigrationError, OutputFile, TensorMove, _output_name
+from .tensor_bytes import tensor_chunks
 
 # config.json keys only adapters reads: an export must not carry them (a plain transformers load ignores them,
 # but a later adapters load would take the checkpoint for a flex one)
@@ -27,6 +29,21 @@ ADAPTERS_KEYS = ("adapters", "prediction_heads", "custom_heads")
 # modules adapters adds to a model for its other methods (methods/*.py): their tensors never go into an export
 ADAPTER_MODULES = {"adapters", "adapter_fusion_layer", "prefix_tunings", "invertible_adapters", "shared_parameters",
                    "refts", "prompt_tuning", "prefix_tuning"}
+# a tensor adapters adds to the base model with zeros where the static class has none: left out while it is zero
+ZERO_ONLY = "zero in the flex model (adapters adds it; the static class has none): adds nothing"
+
+
+class ExportRefusal(Exception):
+    """What the header-only judgement cannot see, found when the tensors are planned: the finding that refuses."""
+
+    def __init__(self, reason: Finding):
+        super().__init__(reason.message)
+        self.finding = reason
+
+
+def _all_zero(root: Path, info: TensorInfo) -> bool:
+    """Every byte zero (+0.0 in every float dtype); a few values per layer, read only for these tensors."""
+    return not any(any(chunk) for chunk in tensor_chunks(root, info))
 
 
 def _head_target(rest: str, plan: ExportPlan) -> str:
@@ -120,7 +137,7 @@ def plan_transformers_export(facts: Facts, plan: ExportPlan, others: tuple[str, 
     """`others`: the adapters the model carries besides the merged one, whose tensors are left out."""
     replaced = (*facts.weight_files["model"], *files_of_role(facts.files, "model"), facts.doc_file("model"))
     return _export(facts.weights["model"], facts.weight_files["model"], facts.doc("model") or {}, plan, others,
-                   replaced)
+                   replaced, Path(facts.root))
 
 
 def plan_adapter_export(facts: Facts, base_facts: Facts, plan: ExportPlan, source: Path, base: Path) -> Migration:
@@ -145,12 +162,13 @@ def plan_adapter_export(facts: Facts, base_facts: Facts, plan: ExportPlan, sourc
             tensors[name] = dataclasses.replace(info, file=f"{relative}/{info.file}")
     replaced = (*base_facts.weight_files["model"], *files_of_role(base_facts.files, "model"),
                 base_facts.doc_file("model"))
-    migration = _export(tensors, base_facts.weight_files["model"], config, plan, (), replaced)
+    migration = _export(tensors, base_facts.weight_files["model"], config, plan, (), replaced, base)
     return dataclasses.replace(migration, dropped=(*dropped, *migration.dropped), root=base)
 
 
 def _export(tensors: Mapping[str, TensorInfo], weight_files: tuple[str, ...], config: Mapping[str, Any],
-            plan: ExportPlan, others: tuple[str, ...], replaced: tuple[str, ...]) -> Migration:
+            plan: ExportPlan, others: tuple[str, ...], replaced: tuple[str, ...], root: Path) -> Migration:
+    """`root`: the folder the tensors' files are relative to (read only for the zero-only tensors' values)."""
     fam = layouts.family(config.get("model_type")) or {}
     base_prefixes = set(fam.get("static_base_prefixes", ()))
     sharded = weight_files[0].endswith(".index.json")
@@ -159,7 +177,16 @@ def _export(tensors: Mapping[str, TensorInfo], weight_files: tuple[str, ...], co
     def output_of(info: TensorInfo) -> str:  # an adapter folder's own tensors go into the base's first file
         return first_output if info.file.startswith("..") or "/" in info.file else _output_name(info.file, sharded)
 
-    merged = _merged(tensors, plan, config.get("model_type"))
+    zero_only = tuple(ruledata.exports()["zero_only"].get(config.get("model_type"), ()))
+    # str.endswith(()) is False: families without such tensors read nothing
+    nonzero = [name for name, info in sorted(tensors.items()) if name.endswith(zero_only) and not _all_zero(root, info)]
+    if nonzero:
+        raise ExportRefusal(finding("HC148", f"{nonzero[0]} holds non-zero values"
+                                    f"{f' (and {len(nonzero) - 1} more)' if len(nonzero) > 1 else ''}: "
+                                    f"{plan.architecture} has no such tensor", file=tensors[nonzero[0]].file,
+                                    hint="keep serving it with adapters (a full fine-tune trained the bias)"))
+    merged = {name: tensor for name, tensor in _merged(tensors, plan, config.get("model_type")).items()
+              if not name.endswith(zero_only)}  # an (IA)^3 scales the bias too: zero stays zero, left out
     merged.update(_scaled_head(tensors, plan))
     if merged:
         require_numpy()  # a missing extra is told before anything is written
@@ -170,7 +197,7 @@ def _export(tensors: Mapping[str, TensorInfo], weight_files: tuple[str, ...], co
         if name in merged:
             computed.setdefault(output_of(info), []).append(merged[name])
             continue
-        target, why = _fate(name, plan, base_prefixes, others)
+        target, why = (None, ZERO_ONLY) if name.endswith(zero_only) else _fate(name, plan, base_prefixes, others)
         if target is None:
             dropped.append((name, why))
             continue
@@ -220,12 +247,17 @@ def prepare_export(facts: Facts, *, head: str | None = None, adapter: str | None
     if judged.adapter_choices and adapter is None:
         raise ExportChoiceError(f"{len(judged.adapter_choices)} adapters ({', '.join(judged.adapter_choices)}) and "
                                 "a saved model does not record which one was active: choose one with --adapter NAME")
-    if report.kind is Kind.ADAPTER:
-        base_path = _base_folder(facts, base)
-        return report, plan_adapter_export(facts, build_facts(base_path), judged.plan, Path(facts.root), base_path)
-    merged = judged.plan.merge.adapter if judged.plan.merge else None
-    others = tuple(n for n in ((facts.doc("model") or {}).get("adapters") or {}).get("adapters") or {} if n != merged)
-    return report, plan_transformers_export(facts, judged.plan, others)
+    try:
+        if report.kind is Kind.ADAPTER:
+            base_path = _base_folder(facts, base)
+            return report, plan_adapter_export(facts, build_facts(base_path), judged.plan, Path(facts.root),
+                                               base_path)
+        merged = judged.plan.merge.adapter if judged.plan.merge else None
+        others = tuple(n for n in ((facts.doc("model") or {}).get("adapters") or {}).get("adapters") or {}
+                       if n != merged)
+        return report, plan_transformers_export(facts, judged.plan, others)
+    except ExportRefusal as refusal:
+        return with_export(report, refused(refusal.finding)), None
 
 
 def export_rescan_problem(rescan: Report, architecture: str) -> str | None:
