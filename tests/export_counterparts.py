@@ -105,7 +105,7 @@ def build_counterpart(case: str, out: Path, *, alter: str | None = None, scale_b
     flex_state = model.state_dict()
     state = {}
     for key, value in flex_state.items():
-        if ".loras." in key:
+        if ".loras." in key or ".shared_parameters." in key:  # merged (VeRA's shared A and B with the rest)
             continue
         if ".prompt_tuning.base_model_embeddings." in key:  # adapters' alias of the input (word or patch) embeddings
             assert any(torch.equal(value, v) for k, v in flex_state.items()

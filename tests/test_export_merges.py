@@ -28,6 +28,9 @@ MERGED = {
     "xlm-roberta-lora": ("xlm-roberta", adapters.LoRAConfig(r=2, alpha=2, init_weights="bert"), None),
     "roberta-ia3": ("roberta", adapters.IA3Config(), None),
     "bert-lora-bfloat16": ("bert", adapters.LoRAConfig(**LORA_ATTN_MLP), torch.bfloat16),
+    # VeRA: the shared frozen A and B are saved with the model; vera_B and vera_D trained off their diagonals too
+    "bert-vera": ("bert", adapters.VeraConfig(r=4, alpha=8, vera_b=0.3), None),
+    "roberta-vera-attention-qkv": ("roberta", adapters.VeraConfig(attn_matrices=["q", "k", "v"], vera_b=0.3), None),
 }
 
 # shape -> (model_type, adapter config)
@@ -37,6 +40,8 @@ REFUSED = {
     "bert-gated-lora": ("bert", adapters.LoRAConfig(use_gating=True)),
     "bert-dora": ("bert", adapters.LoRAConfig(use_dora=True)),
     "distilbert-lora": ("distilbert", adapters.LoRAConfig()),  # no test proves its layers: refused
+    # adapters' fused q/k/v layer (LoRAMergedLinear) cannot run VeRA: its forward reads the Vera module's lora_A
+    "gpt2-vera": ("gpt2", adapters.VeraConfig(vera_b=0.3)),
 }
 
 
@@ -281,4 +286,20 @@ def test_deberta_non_zero_in_proj_bias_is_refused_with_hc148(tmp_path):
     result = run_cli("migrate", src, "--to", "transformers", "--out", tmp_path / "out")
     assert result.returncode == 1, result.stderr
     assert "HC148" in result.stderr and "in_proj.bias holds non-zero values" in result.stderr
+    assert "nothing written" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_vera_without_its_shared_matrices_is_refused(tmp_path):
+    """VeRA's frozen random A and B are saved once per model (shared_parameters); without them adapters draws new
+    ones at load time, so no file holds the trained update: HC145, exit 1, nothing written."""
+    from safetensors.torch import load_file, save_file
+
+    src = build("bert", tmp_path / "src", adapters.VeraConfig(r=4, alpha=8, vera_b=0.3))
+    tensors = load_file(src / "model.safetensors")
+    assert {"bert.shared_parameters.task.lora_A", "bert.shared_parameters.task.lora_B"} <= set(tensors)
+    save_file({k: v for k, v in tensors.items() if ".shared_parameters." not in k}, src / "model.safetensors",
+              metadata={"format": "pt"})
+    result = run_cli("migrate", src, "--to", "transformers", "--out", tmp_path / "out")
+    assert result.returncode == 1, result.stderr
+    assert "HC145" in result.stderr and "without its shared matrices" in result.stderr
     assert "nothing written" in result.stderr and not (tmp_path / "out").exists()

@@ -64,9 +64,10 @@ def _adapter_part(name: str) -> tuple[str, str, str] | None:
     """`x.query.loras.task.lora_A` -> ("x.query", "task", "lora_A"); None for a tensor of no adapter module.
     Other adapter modules (bottleneck, prefix, fusion, ...) give ("", "", module)."""
     parts = name.split(".")
-    if "loras" in parts:
-        at = parts.index("loras")
-        return ".".join(parts[:at]), ".".join(parts[at + 1:-1]), parts[-1]
+    for holder in ("loras", "shared_parameters"):  # VeRA's shared A and B: <base>.shared_parameters.<adapter>.lora_A
+        if holder in parts:
+            at = parts.index(holder)
+            return ".".join(parts[:at]), ".".join(parts[at + 1:-1]), parts[-1]
     found = ADAPTER_MODULES.intersection(parts)
     return ("", "", found.pop()) if found else None
 
@@ -76,7 +77,8 @@ def _fate(name: str, plan: ExportPlan, base_prefixes: set[str], others: tuple[st
     if adapter_part := _adapter_part(name):
         module, adapter, _ = adapter_part
         if plan.merge is not None and adapter == plan.merge.adapter:
-            return None, f"merged into {module}"
+            return None, ("VeRA's shared matrices, merged into every adapted layer" if ".shared_parameters." in name
+                          else f"merged into {module}")
         if adapter in others:
             return None, f"adapter {adapter!r}, not the one merged"
         raise MigrationError(f"{name}: an adapter tensor the export has no merge for")
@@ -108,20 +110,42 @@ def _merged(tensors: Mapping[str, TensorInfo], plan: ExportPlan, model_type: str
     merged = {}
     for name in tensors:
         part = _adapter_part(name)
-        if not part or part[1] != merge.adapter or part[2] != "lora_B":
+        if not part or part[1] != merge.adapter or part[2] != ("vera_B" if merge.kind == "vera" else "lora_B"):
             continue
         module = part[0]
-        lora_a = tensors.get(f"{module}.loras.{merge.adapter}.lora_A") if merge.kind == "lora" else None
-        if merge.kind == "lora" and lora_a is None:
-            raise MigrationError(f"{name}: no lora_A beside it")
+        if merge.kind == "vera":
+            lora_a, lora_b = _vera_shared(tensors, merge.adapter)
+            vera_d = tensors.get(f"{module}.loras.{merge.adapter}.vera_D")
+            if vera_d is None:
+                raise MigrationError(f"{name}: no vera_D beside it")
+            vera = (tensors[name], vera_d)
+        else:
+            lora_a = tensors.get(f"{module}.loras.{merge.adapter}.lora_A") if merge.kind == "lora" else None
+            lora_b, vera = tensors[name], None
+        if merge.kind in ("lora", "vera") and lora_a is None:
+            raise MigrationError(f"{name}: no lora_A for it")
         fused = layout["fused"].get(module.rpartition(".")[2])
         blocks = tuple(matrix in merge.attn_matrices for matrix in fused) if fused else ()
         params = ("weight", "bias") if merge.kind == "ia3" else ("weight",)
         for param in params:
             if (base := tensors.get(f"{module}.{param}")) is not None:
-                merged[base.name] = MergedTensor(base.name, base, merge.kind, merge.scaling, lora_a, tensors[name],
-                                                 layout["transposed"], blocks)
+                merged[base.name] = MergedTensor(base.name, base, merge.kind, merge.scaling, lora_a, lora_b,
+                                                 layout["transposed"], blocks, vera)
     return merged
+
+
+def _vera_shared(tensors: Mapping[str, TensorInfo], adapter: str) -> tuple[TensorInfo | None, TensorInfo | None]:
+    """VeRA's frozen random A and B, drawn once per model when the adapter was added and saved with it (adapters
+    registers them under the base model's shared_parameters): read, never drawn again."""
+    found = {name.rpartition(".")[2]: info for name, info in tensors.items()
+             if name.endswith((f"shared_parameters.{adapter}.lora_A", f"shared_parameters.{adapter}.lora_B"))}
+    if set(found) != {"lora_A", "lora_B"}:  # adapters would draw new ones at load time: no trained model to repeat
+        raise ExportRefusal(finding("HC145", f"VeRA adapter {adapter!r} without its shared matrices "
+                                    f"(shared_parameters.{adapter}.lora_A and lora_B): adapters draws them anew "
+                                    "when it loads, so the update the adapter was trained with is not in the files",
+                                    hint="keep serving it with adapters; save_pretrained and save_adapter of adapters "
+                                         "1.3.0 write them"))
+    return found["lora_A"], found["lora_B"]
 
 
 def _scaled_head(tensors: Mapping[str, TensorInfo], plan: ExportPlan) -> dict[str, MergedTensor]:
