@@ -39,7 +39,7 @@ REFUSED = {
     "bert-prefix-tuning": ("bert", "prefix_tuning"),
     "bert-gated-lora": ("bert", adapters.LoRAConfig(use_gating=True)),
     "bert-dora": ("bert", adapters.LoRAConfig(use_dora=True)),
-    "distilbert-lora": ("distilbert", adapters.LoRAConfig()),  # no test proves its layers: refused
+    "albert-lora": ("albert", adapters.LoRAConfig()),  # no test proves its layers: refused
     # adapters' fused q/k/v layer (LoRAMergedLinear) cannot run VeRA: its forward reads the Vera module's lora_A
     "gpt2-vera": ("gpt2", adapters.VeraConfig(vera_b=0.3)),
 }

@@ -93,12 +93,17 @@ def _fate(name: str, plan: ExportPlan, base_prefixes: set[str], others: tuple[st
         if not plan.keeps_pooler:
             return None, f"the flex model's pooler, unused by its head; {plan.architecture} has none"
         return name, None
+    if name.split(".", 1)[0] in base_prefixes or name != _renamed(name, plan):
+        return _renamed(name, plan), None
+    raise MigrationError(f"{name}: no destination planned for this tensor")  # never a silent drop
+
+
+def _renamed(name: str, plan: ExportPlan) -> str:
+    """A base tensor's name in the static class (T5's transformer.* at the top level), merged or not."""
     for flex_prefix, static_prefix in plan.base_renames.items():
         if name.startswith(flex_prefix):
-            return static_prefix + name[len(flex_prefix):], None
-    if name.split(".", 1)[0] in base_prefixes:
-        return name, None
-    raise MigrationError(f"{name}: no destination planned for this tensor")  # never a silent drop
+            return static_prefix + name[len(flex_prefix):]
+    return name
 
 
 def _merged(tensors: Mapping[str, TensorInfo], plan: ExportPlan, model_type: str | None) -> dict[str, MergedTensor]:
@@ -129,8 +134,8 @@ def _merged(tensors: Mapping[str, TensorInfo], plan: ExportPlan, model_type: str
         params = ("weight", "bias") if merge.kind == "ia3" else ("weight",)
         for param in params:
             if (base := tensors.get(f"{module}.{param}")) is not None:
-                merged[base.name] = MergedTensor(base.name, base, merge.kind, merge.scaling, lora_a, lora_b,
-                                                 layout["transposed"], blocks, vera)
+                merged[base.name] = MergedTensor(_renamed(base.name, plan), base, merge.kind, merge.scaling, lora_a,
+                                                 lora_b, layout["transposed"], blocks, vera)
     return merged
 
 
