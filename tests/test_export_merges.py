@@ -303,3 +303,44 @@ def test_vera_without_its_shared_matrices_is_refused(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "HC145" in result.stderr and "without its shared matrices" in result.stderr
     assert "nothing written" in result.stderr and not (tmp_path / "out").exists()
+
+
+# (IA)^3 in the families whose LoRA the fixtures prove (tests/fixtures/exports: distilbert-, electra-, bart- and
+# t5-lora-*): the same plain linear layers, each output row scaled. shape -> (model_type, flex heads)
+IA3_FAMILIES = {
+    "distilbert-ia3-tagging": ("distilbert", {"ner": {"type": "tagging", "num_labels": 3}}),
+    "electra-ia3-tagging": ("electra", {"ner": {"type": "tagging", "num_labels": 3}}),
+    "bart-ia3-classification": ("bart", {"sst": {"type": "classification", "num_labels": 3}}),
+    "t5-ia3-seq2seq-lm": ("t5", {"gen": {"type": "seq2seq_lm"}}),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(IA3_FAMILIES))
+def test_ia3_is_merged_in_the_other_lora_families(shape, tmp_path):
+    model_type, heads = IA3_FAMILIES[shape]
+    head = next(iter(heads))
+    torch.manual_seed(zoo.SEED)
+    model = adapters.AutoAdapterModel.from_config(zoo.tiny_config(model_type)).eval()
+    zoo._add_heads(model, heads)
+    model.add_adapter("task", config=adapters.IA3Config())
+    zoo._nonzero_biases(model)
+    # (IA)^3 vectors start at one: moved, or a merge that does nothing would pass; every weight moved too (BART's
+    # tiny init leaves the adapter's effect near the tolerance otherwise)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            param.add_(torch.randn_like(param) * (0.5 if ".loras." in name else 0.05))
+    model.save_pretrained(tmp_path / "src")
+    result = run_cli("migrate", tmp_path / "src", "--to", "transformers", "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    architecture = json.loads((tmp_path / "out" / "config.json").read_text())["architectures"][0]
+    exported, info = getattr(transformers, architecture).from_pretrained(tmp_path / "out", output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == [], info
+    flex = adapters.AutoAdapterModel.from_pretrained(tmp_path / "src").eval()
+    flex.active_head = head
+    inputs = fixed_inputs(exported.config, flex.config.prediction_heads[head])
+    unmerged = outputs(flex, inputs)
+    flex.set_active_adapters("task")
+    (logits_a, loss_a), (logits_b, loss_b) = outputs(flex, inputs), outputs(exported.eval(), inputs)
+    torch.testing.assert_close(logits_b[0], logits_a[0], atol=ATOL, rtol=0)
+    torch.testing.assert_close(loss_b, loss_a, atol=ATOL, rtol=0)
+    assert float((unmerged[0][0] - logits_a[0]).abs().max()) > 10 * ATOL  # the adapter counts
