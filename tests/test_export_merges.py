@@ -305,8 +305,8 @@ def test_vera_without_its_shared_matrices_is_refused(tmp_path):
     assert "nothing written" in result.stderr and not (tmp_path / "out").exists()
 
 
-# (IA)^3 in the families whose LoRA the fixtures prove (tests/fixtures/exports: distilbert-, electra-, bart- and
-# t5-lora-*): the same plain linear layers, each output row scaled. shape -> (model_type, flex heads)
+# (IA)^3 and VeRA in the families whose LoRA the fixtures prove (tests/fixtures/exports: distilbert-, electra-,
+# bart- and t5-lora-*): the same plain linear layers. shape -> (model_type, flex heads)
 IA3_FAMILIES = {
     "distilbert-ia3-tagging": ("distilbert", {"ner": {"type": "tagging", "num_labels": 3}}),
     "electra-ia3-tagging": ("electra", {"ner": {"type": "tagging", "num_labels": 3}}),
@@ -315,14 +315,15 @@ IA3_FAMILIES = {
 }
 
 
+@pytest.mark.parametrize("method", ["ia3", "vera"])
 @pytest.mark.parametrize("shape", sorted(IA3_FAMILIES))
-def test_ia3_is_merged_in_the_other_lora_families(shape, tmp_path):
+def test_ia3_and_vera_are_merged_in_the_other_lora_families(shape, method, tmp_path):
     model_type, heads = IA3_FAMILIES[shape]
     head = next(iter(heads))
     torch.manual_seed(zoo.SEED)
     model = adapters.AutoAdapterModel.from_config(zoo.tiny_config(model_type)).eval()
     zoo._add_heads(model, heads)
-    model.add_adapter("task", config=adapters.IA3Config())
+    model.add_adapter("task", config=adapters.IA3Config() if method == "ia3" else adapters.VeraConfig(vera_b=0.3))
     zoo._nonzero_biases(model)
     # (IA)^3 vectors start at one: moved, or a merge that does nothing would pass; every weight moved too (BART's
     # tiny init leaves the adapter's effect near the tolerance otherwise)
@@ -344,3 +345,17 @@ def test_ia3_is_merged_in_the_other_lora_families(shape, tmp_path):
     torch.testing.assert_close(logits_b[0], logits_a[0], atol=ATOL, rtol=0)
     torch.testing.assert_close(loss_b, loss_a, atol=ATOL, rtol=0)
     assert float((unmerged[0][0] - logits_a[0]).abs().max()) > 10 * ATOL  # the adapter counts
+
+
+def test_vera_on_layers_its_shared_matrices_do_not_fit_is_refused(tmp_path):
+    """Llama's grouped k/v projections (fewer outputs than q) cannot use the one pair of shared matrices VeRA draws
+    (adapters itself fails: mat1 and mat2 shapes cannot be multiplied): HC145, exit 1, nothing written."""
+    static = zoo.build_static("LlamaForCausalLM", tmp_path / "static")
+    assert run_cli("migrate", static, "--out", tmp_path / "flex").returncode == 0
+    model = adapters.AutoAdapterModel.from_pretrained(tmp_path / "flex")
+    model.add_adapter("task", config=adapters.VeraConfig(vera_b=0.3))
+    model.save_pretrained(tmp_path / "src")
+    result = run_cli("migrate", tmp_path / "src", "--to", "transformers", "--out", tmp_path / "out")
+    assert result.returncode == 1, result.stderr
+    assert "HC145" in result.stderr and "do not fit" in result.stderr and "v_proj" in result.stderr
+    assert not (tmp_path / "out").exists()

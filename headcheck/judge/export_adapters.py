@@ -112,7 +112,7 @@ def judge_merge(config: Mapping[str, Any], config_file: str, adapter: str | None
 
 
 def merge_of(name: str, settings: Mapping[str, Any]) -> Merge:
-    """The merge of a LoRA or (IA)^3 adapter's settings (why_not_merged said it merges)."""
+    """The merge of a LoRA, VeRA or (IA)^3 adapter's settings (why_not_merged said it merges)."""
     scale = settings.get("composition_mode") == "scale"
     vera = settings.get("vera_d") is not None or settings.get("vera_b") is not None
     # adapters multiplies a LoRA's (and VeRA's) update by alpha / r, an (IA)^3 vector by alpha (methods/lora.py)

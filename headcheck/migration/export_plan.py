@@ -124,11 +124,12 @@ def _merged(tensors: Mapping[str, TensorInfo], plan: ExportPlan, model_type: str
             if vera_d is None:
                 raise MigrationError(f"{name}: no vera_D beside it")
             vera = (tensors[name], vera_d)
+            _vera_fits(module, tensors.get(f"{module}.weight"), lora_a, lora_b, vera, merge.adapter)
         else:
             lora_a = tensors.get(f"{module}.loras.{merge.adapter}.lora_A") if merge.kind == "lora" else None
             lora_b, vera = tensors[name], None
-        if merge.kind in ("lora", "vera") and lora_a is None:
-            raise MigrationError(f"{name}: no lora_A for it")
+            if merge.kind == "lora" and lora_a is None:
+                raise MigrationError(f"{name}: no lora_A beside it")
         fused = layout["fused"].get(module.rpartition(".")[2])
         blocks = tuple(matrix in merge.attn_matrices for matrix in fused) if fused else ()
         params = ("weight", "bias") if merge.kind == "ia3" else ("weight",)
@@ -139,7 +140,7 @@ def _merged(tensors: Mapping[str, TensorInfo], plan: ExportPlan, model_type: str
     return merged
 
 
-def _vera_shared(tensors: Mapping[str, TensorInfo], adapter: str) -> tuple[TensorInfo | None, TensorInfo | None]:
+def _vera_shared(tensors: Mapping[str, TensorInfo], adapter: str) -> tuple[TensorInfo, TensorInfo]:
     """VeRA's frozen random A and B, drawn once per model when the adapter was added and saved with it (adapters
     registers them under the base model's shared_parameters): read, never drawn again."""
     found = {name.rpartition(".")[2]: info for name, info in tensors.items()
@@ -151,6 +152,20 @@ def _vera_shared(tensors: Mapping[str, TensorInfo], adapter: str) -> tuple[Tenso
                                     hint="keep serving it with adapters; save_pretrained and save_adapter of adapters "
                                          "1.3.0 write them"))
     return found["lora_A"], found["lora_B"]
+
+
+def _vera_fits(module: str, weight: TensorInfo | None, lora_a: TensorInfo, lora_b: TensorInfo,
+               vera: tuple[TensorInfo, TensorInfo], adapter: str) -> None:
+    """One pair of shared matrices serves every adapted layer: a layer of another shape (Llama's grouped k/v
+    projections) cannot run it in adapters itself, so there are no outputs to reproduce."""
+    (rows, rank), (_, cols) = lora_b.shape, lora_a.shape
+    if weight is None or tuple(weight.shape) != (rows, cols) or tuple(vera[0].shape) != (rows, rows) \
+            or tuple(vera[1].shape) != (rank, rank):
+        shape = list(weight.shape) if weight is not None else None
+        raise ExportRefusal(finding("HC145", f"VeRA adapter {adapter!r} on {module} (weight {shape}): its shared "
+                                    f"matrices (B {list(lora_b.shape)}, A {list(lora_a.shape)}) do not fit, and "
+                                    "adapters itself cannot run it there",
+                                    hint="keep serving it with adapters, or retrain with LoRA"))
 
 
 def _scaled_head(tensors: Mapping[str, TensorInfo], plan: ExportPlan) -> dict[str, MergedTensor]:
