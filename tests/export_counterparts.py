@@ -28,6 +28,12 @@ ADAPTERS_CONFIG_KEYS = ("adapters", "prediction_heads", "custom_heads")
 POOLER_HEADS = {"BertForSequenceClassification", "BertForMultipleChoice"}
 
 
+def t5_tied_scale(config) -> float:
+    """T5AdapterModel multiplies the decoder output by d_model**-0.5 before every head when the embeddings are tied
+    (adapters/models/t5/adapter_model.py); T5ForQuestionAnswering does not, so its head weight carries the factor."""
+    return config.d_model ** -0.5 if config.tie_word_embeddings else 1.0
+
+
 def cases() -> list[str]:
     return sorted(p.name.removesuffix(".export.json") for p in FIXTURES.glob("*.export.json"))
 
@@ -58,8 +64,11 @@ def _merge(model, adapter: str, scale_bias: bool) -> None:
             continue
         lora = loras[adapter]
         if scale_bias and lora.composition_mode == "scale" and getattr(module, "bias", None) is not None:
+            vector = lora.lora_B.view(1, -1)
+            if hasattr(module, "pad"):  # a fused q/k/v layer (LoRAMergedLinear): 1 on the blocks the adapter lacks
+                vector = module.pad(vector, lora)
             with torch.no_grad():  # the output (weight and bias) is scaled; merge_adapter scaled the weight only
-                module.bias.mul_(lora.lora_B.view(-1) * lora.scaling)
+                module.bias.mul_(vector.view(-1) * lora.scaling)
 
 
 def head_renames(architecture: str, head: str, head_config: dict, base_prefix: str) -> dict[str, str]:
@@ -96,25 +105,35 @@ def build_counterpart(case: str, out: Path, *, alter: str | None = None, scale_b
     flex_state = model.state_dict()
     state = {}
     for key, value in flex_state.items():
-        if ".loras." in key:
+        if ".loras." in key or ".shared_parameters." in key:  # merged (VeRA's shared A and B with the rest)
             continue
-        if ".prompt_tuning.base_model_embeddings." in key:  # adapters' alias of the word embeddings
-            assert torch.equal(value, flex_state[f"{base_prefix}.embeddings.word_embeddings.weight"]), key
+        if ".prompt_tuning.base_model_embeddings." in key:  # adapters' alias of the input (word or patch) embeddings
+            assert any(torch.equal(value, v) for k, v in flex_state.items()
+                       if k.startswith(f"{base_prefix}.embeddings.") and v.shape == value.shape), key
             continue
         if key.startswith(f"{base_prefix}.pooler.") and key not in static_keys:
             continue  # a pooler the flex head never used, in a class that has none
+        if key.endswith(".attention.self.in_proj.bias") and key not in static_keys:
+            assert not value.any(), key  # adapters gives DeBERTa's bias-free in_proj a bias; zero adds nothing
+            continue
         if key.startswith("heads."):
             prefix = next((p for p in renames if key.startswith(p + ".")), None)
             if prefix is None:  # activations and dropouts have no weights: a weight left over has no place
                 raise ValueError(f"{case}: {key} has no place in {architecture}")
             key = renames[prefix] + key[len(prefix):]
+            if key.startswith("qa_outputs.weight") and architecture == "T5ForQuestionAnswering":
+                value = value * t5_tied_scale(model.config)
+        elif key not in static_keys and key.removeprefix(f"{base_prefix}.") in static_keys:
+            key = key.removeprefix(f"{base_prefix}.")  # T5's static classes hold shared/encoder/decoder at the top
         state[key] = value
     result = static.load_state_dict(state, strict=False)
     assert not result.unexpected_keys, (case, result.unexpected_keys)
     # what was not loaded by name must be tied to what was (BertForMaskedLM's cls.predictions.bias is the decoder's)
     params = static.state_dict(keep_vars=True)
     loaded = {params[key].data_ptr() for key in state}
-    assert all(params[key].data_ptr() in loaded for key in result.missing_keys), (case, result.missing_keys)
+    # ... or be BART's final_logits_bias, which a flex seq2seq head without an output bias leaves at its zeros
+    untied = [key for key in result.missing_keys if params[key].data_ptr() not in loaded]
+    assert all(key == "final_logits_bias" and not params[key].any() for key in untied), (case, untied)
     if alter is not None:
         with torch.no_grad():
             static.state_dict(keep_vars=True)[alter].add_(0.01)

@@ -63,12 +63,16 @@ EXPORTABLE = {
     "t5-qa-tied": ("t5", {"squad": {"type": "question_answering"}}, "T5ForQuestionAnswering"),
     "beit-pooler-image-classification": ("beit", {"img": {"type": "image_classification", "num_labels": 3,
                                                           "use_pooler": True}}, "BeitForImageClassification"),
+    "vit-image-classification": ("vit", {"img": {"type": "image_classification", "num_labels": 3}},
+                                 "ViTForImageClassification"),
 }
 
 # static classes migrated into flex by headcheck, then exported: the round trip gives the class back
 CONVERTED = ["BertForSequenceClassification", "BertForMaskedLM", "RobertaForSequenceClassification",
              "XLMRobertaForTokenClassification", "DistilBertForSequenceClassification", "ElectraForSequenceClassification",
-             "GPT2LMHeadModel", "BartForConditionalGeneration", "T5ForConditionalGeneration", "BeitForImageClassification"]
+             "GPT2LMHeadModel", "BartForConditionalGeneration", "T5ForConditionalGeneration", "BeitForImageClassification",
+             "ViTForImageClassification", "DebertaForSequenceClassification", "DebertaForTokenClassification",
+             "DebertaForQuestionAnswering", "DebertaForMaskedLM"]
 
 # shape -> (model_type, flex heads, the rule that refuses it)
 REFUSED = {
@@ -83,6 +87,9 @@ REFUSED = {
     "t5-classification": ("t5", {"sst": {"type": "classification", "num_labels": 2}}, "HC142"),
     # add_causal_lm_head's default: a transform layer with layer norm before the output, GPT2LMHeadModel has none
     "gpt2-default-causal-lm": ("gpt2", {"lm": {"type": "causal_lm"}}, "HC141"),
+    # ViTForImageClassification is built without the pooler: a head on it has no place
+    "vit-pooler-image-classification": ("vit", {"img": {"type": "image_classification", "num_labels": 3,
+                                                        "use_pooler": True}}, "HC141"),
     "bert-two-heads": ("bert", {"sst": {"type": "classification", "num_labels": 2},
                                 "ner": {"type": "tagging", "num_labels": 3}}, "HC144"),
 }

@@ -85,7 +85,7 @@ def test_full_model_with_a_bottleneck_adapter_is_refused(tmp_path):
     assert export["verdict"] == "not-exportable" and export["rules"] == ["HC145"]
 
 
-@pytest.mark.parametrize("code", ["HC140", "HC141", "HC142", "HC143", "HC144", "HC145", "HC146"])
+@pytest.mark.parametrize("code", ["HC140", "HC141", "HC142", "HC143", "HC144", "HC145", "HC146", "HC148"])
 def test_every_export_rule_is_explained(code):
     result = run_cli("rule", code)
     assert result.returncode == 0 and "How to fix" in result.stdout, result.stderr

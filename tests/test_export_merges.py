@@ -28,6 +28,9 @@ MERGED = {
     "xlm-roberta-lora": ("xlm-roberta", adapters.LoRAConfig(r=2, alpha=2, init_weights="bert"), None),
     "roberta-ia3": ("roberta", adapters.IA3Config(), None),
     "bert-lora-bfloat16": ("bert", adapters.LoRAConfig(**LORA_ATTN_MLP), torch.bfloat16),
+    # VeRA: the shared frozen A and B are saved with the model; vera_B and vera_D trained off their diagonals too
+    "bert-vera": ("bert", adapters.VeraConfig(r=4, alpha=8, vera_b=0.3), None),
+    "roberta-vera-attention-qkv": ("roberta", adapters.VeraConfig(attn_matrices=["q", "k", "v"], vera_b=0.3), None),
 }
 
 # shape -> (model_type, adapter config)
@@ -36,7 +39,9 @@ REFUSED = {
     "bert-prefix-tuning": ("bert", "prefix_tuning"),
     "bert-gated-lora": ("bert", adapters.LoRAConfig(use_gating=True)),
     "bert-dora": ("bert", adapters.LoRAConfig(use_dora=True)),
-    "distilbert-lora": ("distilbert", adapters.LoRAConfig()),  # no test proves its layers: refused
+    "albert-lora": ("albert", adapters.LoRAConfig()),  # no test proves its layers: refused
+    # adapters' fused q/k/v layer (LoRAMergedLinear) cannot run VeRA: its forward reads the Vera module's lora_A
+    "gpt2-vera": ("gpt2", adapters.VeraConfig(vera_b=0.3)),
 }
 
 
@@ -233,3 +238,118 @@ def test_core_install_exports_heads_and_names_the_extra_a_merge_needs(tmp_path):
     assert refused.returncode == 4 and not (tmp_path / "b").exists()
     assert refused.stderr.strip().splitlines() == [
         "headcheck: merging an adapter into the base weights needs numpy: pip install 'headcheck[export]'"]
+
+
+def build_deberta(out, adapter_config, in_proj_bias: float = 0.0):
+    """DebertaAdapterModel with a classification head of DebertaForSequenceClassification's shape (gelu, the pooler
+    as layer 1) and an adapter on the fused in_proj. adapters gives that bias-free projection a bias (zero, and
+    frozen with the base); `in_proj_bias` sets it as a full fine-tune would have moved it."""
+    torch.manual_seed(zoo.SEED)
+    model = adapters.DebertaAdapterModel(zoo.tiny_config("deberta", initializer_range=0.2)).eval()
+    model.add_classification_head("sst", num_labels=3, activation_function="gelu")
+    model.add_adapter("task", config=adapter_config)
+    zoo._nonzero_biases(model)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".loras." in name:
+                param.add_(torch.randn_like(param) * 0.5)
+            elif name.endswith("in_proj.bias"):
+                param.fill_(in_proj_bias)
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.mark.parametrize("matrices", [["q", "k", "v"], ["k"]])
+def test_deberta_fused_in_proj_lora_is_merged_and_its_zero_bias_left_out(matrices, tmp_path):
+    src = build_deberta(tmp_path / "src", adapters.LoRAConfig(r=4, alpha=8, attn_matrices=matrices,
+                                                              init_weights="bert"))
+    result = run_cli("migrate", src, "--to", "transformers", "--out", tmp_path / "out", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    written = json.loads(result.stdout)
+    assert written["architecture"] == "DebertaForSequenceClassification"
+    reasons = {d["tensor"]: d["reason"] for d in written["dropped"]}
+    assert reasons["deberta.encoder.layer.1.attention.self.in_proj.bias"].startswith("zero in the flex model")
+    differences = max_differences(src, tmp_path / "out", "task", ATOL)
+    print(f"deberta-lora-in_proj-{''.join(matrices)}: max |dlogits| {differences[0]:.3g}, |dloss| {differences[1]:.3g}")
+
+
+def test_deberta_non_zero_in_proj_bias_is_refused_with_hc148(tmp_path):
+    """DebertaForSequenceClassification's in_proj has no bias: a trained one cannot be left out (exit 1, HC148,
+    nothing written). The scan reads headers only; migrate reads the bias."""
+    src = build_deberta(tmp_path / "src", adapters.LoRAConfig(r=4, alpha=8, init_weights="bert"), in_proj_bias=0.1)
+    result = run_cli("migrate", src, "--to", "transformers", "--out", tmp_path / "out")
+    assert result.returncode == 1, result.stderr
+    assert "HC148" in result.stderr and "in_proj.bias holds non-zero values" in result.stderr
+    assert "nothing written" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_vera_without_its_shared_matrices_is_refused(tmp_path):
+    """VeRA's frozen random A and B are saved once per model (shared_parameters); without them adapters draws new
+    ones at load time, so no file holds the trained update: HC145, exit 1, nothing written."""
+    from safetensors.torch import load_file, save_file
+
+    src = build("bert", tmp_path / "src", adapters.VeraConfig(r=4, alpha=8, vera_b=0.3))
+    tensors = load_file(src / "model.safetensors")
+    assert {"bert.shared_parameters.task.lora_A", "bert.shared_parameters.task.lora_B"} <= set(tensors)
+    save_file({k: v for k, v in tensors.items() if ".shared_parameters." not in k}, src / "model.safetensors",
+              metadata={"format": "pt"})
+    result = run_cli("migrate", src, "--to", "transformers", "--out", tmp_path / "out")
+    assert result.returncode == 1, result.stderr
+    assert "HC145" in result.stderr and "without its shared matrices" in result.stderr
+    assert "nothing written" in result.stderr and not (tmp_path / "out").exists()
+
+
+# (IA)^3 and VeRA in the families whose LoRA the fixtures prove (tests/fixtures/exports: distilbert-, electra-,
+# bart- and t5-lora-*): the same plain linear layers. shape -> (model_type, flex heads)
+IA3_FAMILIES = {
+    "distilbert-ia3-tagging": ("distilbert", {"ner": {"type": "tagging", "num_labels": 3}}),
+    "electra-ia3-tagging": ("electra", {"ner": {"type": "tagging", "num_labels": 3}}),
+    "bart-ia3-classification": ("bart", {"sst": {"type": "classification", "num_labels": 3}}),
+    "t5-ia3-seq2seq-lm": ("t5", {"gen": {"type": "seq2seq_lm"}}),
+}
+
+
+@pytest.mark.parametrize("method", ["ia3", "vera"])
+@pytest.mark.parametrize("shape", sorted(IA3_FAMILIES))
+def test_ia3_and_vera_are_merged_in_the_other_lora_families(shape, method, tmp_path):
+    model_type, heads = IA3_FAMILIES[shape]
+    head = next(iter(heads))
+    torch.manual_seed(zoo.SEED)
+    model = adapters.AutoAdapterModel.from_config(zoo.tiny_config(model_type)).eval()
+    zoo._add_heads(model, heads)
+    model.add_adapter("task", config=adapters.IA3Config() if method == "ia3" else adapters.VeraConfig(vera_b=0.3))
+    zoo._nonzero_biases(model)
+    # (IA)^3 vectors start at one: moved, or a merge that does nothing would pass; every weight moved too (BART's
+    # tiny init leaves the adapter's effect near the tolerance otherwise)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            param.add_(torch.randn_like(param) * (0.5 if ".loras." in name else 0.05))
+    model.save_pretrained(tmp_path / "src")
+    result = run_cli("migrate", tmp_path / "src", "--to", "transformers", "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    architecture = json.loads((tmp_path / "out" / "config.json").read_text())["architectures"][0]
+    exported, info = getattr(transformers, architecture).from_pretrained(tmp_path / "out", output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == [], info
+    flex = adapters.AutoAdapterModel.from_pretrained(tmp_path / "src").eval()
+    flex.active_head = head
+    inputs = fixed_inputs(exported.config, flex.config.prediction_heads[head])
+    unmerged = outputs(flex, inputs)
+    flex.set_active_adapters("task")
+    (logits_a, loss_a), (logits_b, loss_b) = outputs(flex, inputs), outputs(exported.eval(), inputs)
+    torch.testing.assert_close(logits_b[0], logits_a[0], atol=ATOL, rtol=0)
+    torch.testing.assert_close(loss_b, loss_a, atol=ATOL, rtol=0)
+    assert float((unmerged[0][0] - logits_a[0]).abs().max()) > 10 * ATOL  # the adapter counts
+
+
+def test_vera_on_layers_its_shared_matrices_do_not_fit_is_refused(tmp_path):
+    """Llama's grouped k/v projections (fewer outputs than q) cannot use the one pair of shared matrices VeRA draws
+    (adapters itself fails: mat1 and mat2 shapes cannot be multiplied): HC145, exit 1, nothing written."""
+    static = zoo.build_static("LlamaForCausalLM", tmp_path / "static")
+    assert run_cli("migrate", static, "--out", tmp_path / "flex").returncode == 0
+    model = adapters.AutoAdapterModel.from_pretrained(tmp_path / "flex")
+    model.add_adapter("task", config=adapters.VeraConfig(vera_b=0.3))
+    model.save_pretrained(tmp_path / "src")
+    result = run_cli("migrate", tmp_path / "src", "--to", "transformers", "--out", tmp_path / "out")
+    assert result.returncode == 1, result.stderr
+    assert "HC145" in result.stderr and "do not fit" in result.stderr and "v_proj" in result.stderr
+    assert not (tmp_path / "out").exists()

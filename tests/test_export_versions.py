@@ -56,7 +56,15 @@ def test_every_exportable_shape_has_a_fixture():
     assert {"BertForSequenceClassification", "BertForTokenClassification", "BertForQuestionAnswering",
             "BertForMultipleChoice", "BertForMaskedLM", "RobertaForSequenceClassification",
             "XLMRobertaForSequenceClassification", "GPT2LMHeadModel", "LlamaForCausalLM",
-            "XLMRobertaForTokenClassification", "RobertaForTokenClassification"} <= architectures
+            "XLMRobertaForTokenClassification", "RobertaForTokenClassification", "DistilBertForSequenceClassification",
+            "DistilBertForTokenClassification", "ElectraForSequenceClassification", "BartForSequenceClassification",
+            "BartForQuestionAnswering", "BartForConditionalGeneration", "T5ForConditionalGeneration",
+            "T5ForQuestionAnswering", "BeitForImageClassification", "ViTForImageClassification",
+            "DebertaForSequenceClassification", "DebertaForTokenClassification"} <= architectures
+    # LoRA merged in every family adapters wraps with plain linear layers, and the fused ones
+    merged_families = {spec(case)["source"].split("-")[0] for case in CASES if spec(case)["merged"]}
+    assert {"bert", "xlmr", "roberta", "gpt2", "llama", "deberta", "distilbert", "electra", "bart", "t5"} <= \
+        merged_families, merged_families
     problems = {spec(case)["config"].get("problem_type") for case in CASES}
     assert {"regression", "multi_label_classification"} <= problems
     assert any(spec(case)["base"] for case in CASES)  # an adapter folder and its base

@@ -71,6 +71,11 @@ def _refusals(findings: list[Finding]) -> ExportJudgement:
     return ExportJudgement(Export(TARGET, ExportVerdict.NOT_EXPORTABLE, findings=tuple(findings)))
 
 
+def refused(reason: Finding) -> ExportJudgement:
+    """A refusal found by the export's planning, which reads what the header-only judgement cannot (HC148)."""
+    return _refusals([reason])
+
+
 def judge_transformers_export(facts: Facts, report: Report, head: str | None = None,
                               adapter: str | None = None) -> ExportJudgement:
     """`exports.transformers` of a scanned checkpoint; `head` / `adapter` choose where it carries several."""

@@ -1,9 +1,10 @@
 """Which adapter of a full model an export merges into the base weights, and which adapters refuse an export.
 
-headcheck merges what is exactly a change of the base weights: LoRA (`composition_mode: add`: W + alpha/r * B @ A)
-and (IA)^3 (`composition_mode: scale`: the layer's output, bias included, times alpha * l), on plain linear layers
-of the families a test proves (rules/exports.json lora_families). Everything else changes the computation in a way
-no transformers class repeats (HC145).
+headcheck merges what is exactly a change of the base weights: LoRA (`composition_mode: add`: W + alpha/r * B @ A),
+VeRA (W + alpha/r * b @ B @ d @ A: the frozen random A and B are saved once per model under shared_parameters, so
+nothing is drawn again) and (IA)^3 (`composition_mode: scale`: the layer's output, bias included, times alpha * l),
+on plain linear layers of the families a test proves (rules/exports.json lora_families). Everything else changes
+the computation in a way no transformers class repeats (HC145).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ class Merge:
     """One adapter merged into the base weights."""
 
     adapter: str
-    kind: str  # "lora" (W + scaling * B @ A) or "ia3" (W and bias times scaling * l, row by row)
+    kind: str  # "lora" (W + scaling * B @ A), "ia3" (W and bias times scaling * l, row by row) or "vera"
+    # (W + scaling * b @ B @ d @ A: B and A the model's shared frozen matrices, saved with it; b and d trained)
     scaling: float
     attn_matrices: tuple[str, ...] = ("q", "v")  # which blocks of a fused q/k/v layer the adapter holds
 
@@ -55,8 +57,12 @@ def why_not_merged(settings: Any, model_type: str | None) -> str | None:
         return "gated LoRA: a learned gate scales the update per input"
     if settings.get("use_dora"):
         return "DoRA: its magnitude vector renormalises the merged weight"
-    if settings.get("vera_d") is not None or settings.get("vera_b") is not None:
-        return "VeRA: headcheck does not merge it yet"
+    vera = settings.get("vera_d") is not None or settings.get("vera_b") is not None
+    if vera and model_type in ruledata.exports()["lora_layouts"]:
+        # adapters' fused q/k/v layer (LoRAMergedLinear) reads lora_A, which its Vera module lacks: such a model
+        # fails in adapters itself, so there are no outputs an export could reproduce
+        return (f"VeRA in model_type {model_type!r}: adapters' fused q/k/v layer cannot run it ('Vera' object has "
+                "no attribute 'lora_A')")
     if "n_up_projection" in settings or "task_names" in settings:
         return "MTL-LoRA: its update depends on the task id"
     if not all(_positive(settings.get(key, 1)) for key in ("r", "alpha")):
@@ -106,8 +112,10 @@ def judge_merge(config: Mapping[str, Any], config_file: str, adapter: str | None
 
 
 def merge_of(name: str, settings: Mapping[str, Any]) -> Merge:
-    """The merge of a LoRA or (IA)^3 adapter's settings (why_not_merged said it merges)."""
+    """The merge of a LoRA, VeRA or (IA)^3 adapter's settings (why_not_merged said it merges)."""
     scale = settings.get("composition_mode") == "scale"
-    # adapters multiplies a LoRA's update by alpha / r, an (IA)^3 vector by alpha (methods/lora.py)
+    vera = settings.get("vera_d") is not None or settings.get("vera_b") is not None
+    # adapters multiplies a LoRA's (and VeRA's) update by alpha / r, an (IA)^3 vector by alpha (methods/lora.py)
     scaling = float(settings.get("alpha", 1)) if scale else float(settings.get("alpha", 8)) / float(settings.get("r", 8))
-    return Merge(name, "ia3" if scale else "lora", scaling, tuple(settings.get("attn_matrices") or ("q", "v")))
+    return Merge(name, "ia3" if scale else "vera" if vera else "lora", scaling,
+                 tuple(settings.get("attn_matrices") or ("q", "v")))

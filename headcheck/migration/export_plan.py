@@ -14,12 +14,14 @@ from typing import Any, Mapping
 
 from ..judge import layouts, ruledata
 from ..judge.engine import scan_facts, with_export
-from ..judge.export import ExportChoiceError, ExportPlan, judge_transformers_export
-from ..model import ExportVerdict, Kind, Layout, Report
+from ..judge.export import ExportChoiceError, ExportPlan, judge_transformers_export, refused
+from ..judge.judgement import finding
+from ..model import ExportVerdict, Finding, Kind, Layout, Report
 from ..read.facts import Facts, build_facts, files_of_role
 from ..read.tensor_info import TensorInfo
 from .merge import MergedTensor, require_numpy
 from .plan import SAFE_INDEX, AddedTensor, Migration, MigrationError, OutputFile, TensorMove, _output_name
+from .tensor_bytes import tensor_chunks
 
 # config.json keys only adapters reads: an export must not carry them (a plain transformers load ignores them,
 # but a later adapters load would take the checkpoint for a flex one)
@@ -27,6 +29,21 @@ ADAPTERS_KEYS = ("adapters", "prediction_heads", "custom_heads")
 # modules adapters adds to a model for its other methods (methods/*.py): their tensors never go into an export
 ADAPTER_MODULES = {"adapters", "adapter_fusion_layer", "prefix_tunings", "invertible_adapters", "shared_parameters",
                    "refts", "prompt_tuning", "prefix_tuning"}
+# a tensor adapters adds to the base model with zeros where the static class has none: left out while it is zero
+ZERO_ONLY = "zero in the flex model (adapters adds it; the static class has none): adds nothing"
+
+
+class ExportRefusal(Exception):
+    """What the header-only judgement cannot see, found when the tensors are planned: the finding that refuses."""
+
+    def __init__(self, reason: Finding):
+        super().__init__(reason.message)
+        self.finding = reason
+
+
+def _all_zero(root: Path, info: TensorInfo) -> bool:
+    """Every byte zero (+0.0 in every float dtype); a few values per layer, read only for these tensors."""
+    return not any(any(chunk) for chunk in tensor_chunks(root, info))
 
 
 def _head_target(rest: str, plan: ExportPlan) -> str:
@@ -47,9 +64,10 @@ def _adapter_part(name: str) -> tuple[str, str, str] | None:
     """`x.query.loras.task.lora_A` -> ("x.query", "task", "lora_A"); None for a tensor of no adapter module.
     Other adapter modules (bottleneck, prefix, fusion, ...) give ("", "", module)."""
     parts = name.split(".")
-    if "loras" in parts:
-        at = parts.index("loras")
-        return ".".join(parts[:at]), ".".join(parts[at + 1:-1]), parts[-1]
+    for holder in ("loras", "shared_parameters"):  # VeRA's shared A and B: <base>.shared_parameters.<adapter>.lora_A
+        if holder in parts:
+            at = parts.index(holder)
+            return ".".join(parts[:at]), ".".join(parts[at + 1:-1]), parts[-1]
     found = ADAPTER_MODULES.intersection(parts)
     return ("", "", found.pop()) if found else None
 
@@ -59,7 +77,8 @@ def _fate(name: str, plan: ExportPlan, base_prefixes: set[str], others: tuple[st
     if adapter_part := _adapter_part(name):
         module, adapter, _ = adapter_part
         if plan.merge is not None and adapter == plan.merge.adapter:
-            return None, f"merged into {module}"
+            return None, ("VeRA's shared matrices, merged into every adapted layer" if ".shared_parameters." in name
+                          else f"merged into {module}")
         if adapter in others:
             return None, f"adapter {adapter!r}, not the one merged"
         raise MigrationError(f"{name}: an adapter tensor the export has no merge for")
@@ -74,12 +93,17 @@ def _fate(name: str, plan: ExportPlan, base_prefixes: set[str], others: tuple[st
         if not plan.keeps_pooler:
             return None, f"the flex model's pooler, unused by its head; {plan.architecture} has none"
         return name, None
+    if name.split(".", 1)[0] in base_prefixes or name != _renamed(name, plan):
+        return _renamed(name, plan), None
+    raise MigrationError(f"{name}: no destination planned for this tensor")  # never a silent drop
+
+
+def _renamed(name: str, plan: ExportPlan) -> str:
+    """A base tensor's name in the static class (T5's transformer.* at the top level), merged or not."""
     for flex_prefix, static_prefix in plan.base_renames.items():
         if name.startswith(flex_prefix):
-            return static_prefix + name[len(flex_prefix):], None
-    if name.split(".", 1)[0] in base_prefixes:
-        return name, None
-    raise MigrationError(f"{name}: no destination planned for this tensor")  # never a silent drop
+            return static_prefix + name[len(flex_prefix):]
+    return name
 
 
 def _merged(tensors: Mapping[str, TensorInfo], plan: ExportPlan, model_type: str | None) -> dict[str, MergedTensor]:
@@ -91,20 +115,57 @@ def _merged(tensors: Mapping[str, TensorInfo], plan: ExportPlan, model_type: str
     merged = {}
     for name in tensors:
         part = _adapter_part(name)
-        if not part or part[1] != merge.adapter or part[2] != "lora_B":
+        if not part or part[1] != merge.adapter or part[2] != ("vera_B" if merge.kind == "vera" else "lora_B"):
             continue
         module = part[0]
-        lora_a = tensors.get(f"{module}.loras.{merge.adapter}.lora_A") if merge.kind == "lora" else None
-        if merge.kind == "lora" and lora_a is None:
-            raise MigrationError(f"{name}: no lora_A beside it")
+        if merge.kind == "vera":
+            lora_a, lora_b = _vera_shared(tensors, merge.adapter)
+            vera_d = tensors.get(f"{module}.loras.{merge.adapter}.vera_D")
+            if vera_d is None:
+                raise MigrationError(f"{name}: no vera_D beside it")
+            vera = (tensors[name], vera_d)
+            _vera_fits(module, tensors.get(f"{module}.weight"), lora_a, lora_b, vera, merge.adapter)
+        else:
+            lora_a = tensors.get(f"{module}.loras.{merge.adapter}.lora_A") if merge.kind == "lora" else None
+            lora_b, vera = tensors[name], None
+            if merge.kind == "lora" and lora_a is None:
+                raise MigrationError(f"{name}: no lora_A beside it")
         fused = layout["fused"].get(module.rpartition(".")[2])
         blocks = tuple(matrix in merge.attn_matrices for matrix in fused) if fused else ()
         params = ("weight", "bias") if merge.kind == "ia3" else ("weight",)
         for param in params:
             if (base := tensors.get(f"{module}.{param}")) is not None:
-                merged[base.name] = MergedTensor(base.name, base, merge.kind, merge.scaling, lora_a, tensors[name],
-                                                 layout["transposed"], blocks)
+                merged[base.name] = MergedTensor(_renamed(base.name, plan), base, merge.kind, merge.scaling, lora_a,
+                                                 lora_b, layout["transposed"], blocks, vera)
     return merged
+
+
+def _vera_shared(tensors: Mapping[str, TensorInfo], adapter: str) -> tuple[TensorInfo, TensorInfo]:
+    """VeRA's frozen random A and B, drawn once per model when the adapter was added and saved with it (adapters
+    registers them under the base model's shared_parameters): read, never drawn again."""
+    found = {name.rpartition(".")[2]: info for name, info in tensors.items()
+             if name.endswith((f"shared_parameters.{adapter}.lora_A", f"shared_parameters.{adapter}.lora_B"))}
+    if set(found) != {"lora_A", "lora_B"}:  # adapters would draw new ones at load time: no trained model to repeat
+        raise ExportRefusal(finding("HC145", f"VeRA adapter {adapter!r} without its shared matrices "
+                                    f"(shared_parameters.{adapter}.lora_A and lora_B): adapters draws them anew "
+                                    "when it loads, so the update the adapter was trained with is not in the files",
+                                    hint="keep serving it with adapters; save_pretrained and save_adapter of adapters "
+                                         "1.3.0 write them"))
+    return found["lora_A"], found["lora_B"]
+
+
+def _vera_fits(module: str, weight: TensorInfo | None, lora_a: TensorInfo, lora_b: TensorInfo,
+               vera: tuple[TensorInfo, TensorInfo], adapter: str) -> None:
+    """One pair of shared matrices serves every adapted layer: a layer of another shape (Llama's grouped k/v
+    projections) cannot run it in adapters itself, so there are no outputs to reproduce."""
+    (rows, rank), (_, cols) = lora_b.shape, lora_a.shape
+    if weight is None or tuple(weight.shape) != (rows, cols) or tuple(vera[0].shape) != (rows, rows) \
+            or tuple(vera[1].shape) != (rank, rank):
+        shape = list(weight.shape) if weight is not None else None
+        raise ExportRefusal(finding("HC145", f"VeRA adapter {adapter!r} on {module} (weight {shape}): its shared "
+                                    f"matrices (B {list(lora_b.shape)}, A {list(lora_a.shape)}) do not fit, and "
+                                    "adapters itself cannot run it there",
+                                    hint="keep serving it with adapters, or retrain with LoRA"))
 
 
 def _scaled_head(tensors: Mapping[str, TensorInfo], plan: ExportPlan) -> dict[str, MergedTensor]:
@@ -120,7 +181,7 @@ def plan_transformers_export(facts: Facts, plan: ExportPlan, others: tuple[str, 
     """`others`: the adapters the model carries besides the merged one, whose tensors are left out."""
     replaced = (*facts.weight_files["model"], *files_of_role(facts.files, "model"), facts.doc_file("model"))
     return _export(facts.weights["model"], facts.weight_files["model"], facts.doc("model") or {}, plan, others,
-                   replaced)
+                   replaced, Path(facts.root))
 
 
 def plan_adapter_export(facts: Facts, base_facts: Facts, plan: ExportPlan, source: Path, base: Path) -> Migration:
@@ -145,12 +206,13 @@ def plan_adapter_export(facts: Facts, base_facts: Facts, plan: ExportPlan, sourc
             tensors[name] = dataclasses.replace(info, file=f"{relative}/{info.file}")
     replaced = (*base_facts.weight_files["model"], *files_of_role(base_facts.files, "model"),
                 base_facts.doc_file("model"))
-    migration = _export(tensors, base_facts.weight_files["model"], config, plan, (), replaced)
+    migration = _export(tensors, base_facts.weight_files["model"], config, plan, (), replaced, base)
     return dataclasses.replace(migration, dropped=(*dropped, *migration.dropped), root=base)
 
 
 def _export(tensors: Mapping[str, TensorInfo], weight_files: tuple[str, ...], config: Mapping[str, Any],
-            plan: ExportPlan, others: tuple[str, ...], replaced: tuple[str, ...]) -> Migration:
+            plan: ExportPlan, others: tuple[str, ...], replaced: tuple[str, ...], root: Path) -> Migration:
+    """`root`: the folder the tensors' files are relative to (read only for the zero-only tensors' values)."""
     fam = layouts.family(config.get("model_type")) or {}
     base_prefixes = set(fam.get("static_base_prefixes", ()))
     sharded = weight_files[0].endswith(".index.json")
@@ -159,7 +221,16 @@ def _export(tensors: Mapping[str, TensorInfo], weight_files: tuple[str, ...], co
     def output_of(info: TensorInfo) -> str:  # an adapter folder's own tensors go into the base's first file
         return first_output if info.file.startswith("..") or "/" in info.file else _output_name(info.file, sharded)
 
-    merged = _merged(tensors, plan, config.get("model_type"))
+    zero_only = tuple(ruledata.exports()["zero_only"].get(config.get("model_type"), ()))
+    # str.endswith(()) is False: families without such tensors read nothing
+    nonzero = [name for name, info in sorted(tensors.items()) if name.endswith(zero_only) and not _all_zero(root, info)]
+    if nonzero:
+        raise ExportRefusal(finding("HC148", f"{nonzero[0]} holds non-zero values"
+                                    f"{f' (and {len(nonzero) - 1} more)' if len(nonzero) > 1 else ''}: "
+                                    f"{plan.architecture} has no such tensor", file=tensors[nonzero[0]].file,
+                                    hint="keep serving it with adapters (a full fine-tune trained the bias)"))
+    merged = {name: tensor for name, tensor in _merged(tensors, plan, config.get("model_type")).items()
+              if not name.endswith(zero_only)}  # an (IA)^3 scales the bias too: zero stays zero, left out
     merged.update(_scaled_head(tensors, plan))
     if merged:
         require_numpy()  # a missing extra is told before anything is written
@@ -170,7 +241,7 @@ def _export(tensors: Mapping[str, TensorInfo], weight_files: tuple[str, ...], co
         if name in merged:
             computed.setdefault(output_of(info), []).append(merged[name])
             continue
-        target, why = _fate(name, plan, base_prefixes, others)
+        target, why = (None, ZERO_ONLY) if name.endswith(zero_only) else _fate(name, plan, base_prefixes, others)
         if target is None:
             dropped.append((name, why))
             continue
@@ -221,12 +292,17 @@ def prepare_export(facts: Facts, *, head: str | None = None, adapter: str | None
     if judged.adapter_choices and adapter is None:
         raise ExportChoiceError(f"{len(judged.adapter_choices)} adapters ({', '.join(judged.adapter_choices)}) and "
                                 "a saved model does not record which one was active: choose one with --adapter NAME")
-    if report.kind is Kind.ADAPTER:
-        base_path = _base_folder(facts, base)
-        return report, plan_adapter_export(facts, build_facts(base_path), judged.plan, Path(facts.root), base_path)
-    merged = judged.plan.merge.adapter if judged.plan.merge else None
-    others = tuple(n for n in ((facts.doc("model") or {}).get("adapters") or {}).get("adapters") or {} if n != merged)
-    return report, plan_transformers_export(facts, judged.plan, others)
+    try:
+        if report.kind is Kind.ADAPTER:
+            base_path = _base_folder(facts, base)
+            return report, plan_adapter_export(facts, build_facts(base_path), judged.plan, Path(facts.root),
+                                               base_path)
+        merged = judged.plan.merge.adapter if judged.plan.merge else None
+        others = tuple(n for n in ((facts.doc("model") or {}).get("adapters") or {}).get("adapters") or {}
+                       if n != merged)
+        return report, plan_transformers_export(facts, judged.plan, others)
+    except ExportRefusal as refusal:
+        return with_export(report, refused(refusal.finding)), None
 
 
 def export_rescan_problem(rescan: Report, architecture: str) -> str | None:

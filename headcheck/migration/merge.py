@@ -64,12 +64,15 @@ class MergedTensor:
 
     target: str
     base: TensorInfo
-    kind: str  # "lora": base + scaling * B @ A; "ia3": base * scaling * l (row by row); "scale": base * scaling
+    kind: str  # "lora": base + scaling * B @ A; "vera": base + scaling * b @ B @ d @ A;
+    # "ia3": base * scaling * l (row by row); "scale": base * scaling
     scaling: float
-    lora_a: TensorInfo | None  # lora only
-    lora_b: TensorInfo | None  # B of a LoRA, the vector l of (IA)^3
+    lora_a: TensorInfo | None  # lora and vera (VeRA's shared A)
+    lora_b: TensorInfo | None  # B of a LoRA (VeRA's shared B), the vector l of (IA)^3
     transposed: bool = False  # a Conv1D weight, [in, out] (adapters' fan_in_fan_out)
     blocks: tuple[bool, ...] = ()  # a fused q/k/v layer: which of its equal output blocks the adapter holds
+    # VeRA's trained vera_B [out, out] and vera_D [r, r] (adapters starts them diagonal, training fills them)
+    vera: tuple[TensorInfo, TensorInfo] | None = None
 
     def compute(self, root: Path):
         """The merged tensor's bytes, as a buffer (a numpy array's). Copies held at once: the base weight (widened to
@@ -80,7 +83,10 @@ class MergedTensor:
             base *= np.float32(self.scaling)
             return _encode(base, self.base.dtype)
         b = _read(root, self.lora_b)
-        if self.kind == "lora":
+        if self.kind == "vera":  # adapters' Vera: hidden @ (vera_B @ B @ vera_D @ A).T * scaling
+            vera_b, vera_d = (_read(root, info) for info in self.vera)
+            merged = base + np.float32(self.scaling) * (vera_b @ b @ vera_d @ _read(root, self.lora_a))
+        elif self.kind == "lora":
             delta = self._delta(np, _read(root, self.lora_a), b)
             delta *= np.float32(self.scaling)  # base + scaling * (B @ A), each product rounded as before
             delta = delta.T if self.transposed else delta
