@@ -333,9 +333,9 @@ def test_ia3_and_vera_are_merged_in_the_other_lora_families(shape, method, tmp_p
     flex = adapters.AutoAdapterModel.from_pretrained(tmp_path / "src").eval()
     flex.active_head = head
     inputs = fixed_inputs(exported.config, flex.config.prediction_heads[head])
-    unmerged = outputs(flex, inputs)
+    unmerged = model_outputs(flex, inputs)
     flex.set_active_adapters("task")
-    (logits_a, loss_a), (logits_b, loss_b) = outputs(flex, inputs), outputs(exported.eval(), inputs)
+    (logits_a, loss_a), (logits_b, loss_b) = model_outputs(flex, inputs), model_outputs(exported.eval(), inputs)
     torch.testing.assert_close(logits_b[0], logits_a[0], atol=ATOL, rtol=0)
     torch.testing.assert_close(loss_b, loss_a, atol=ATOL, rtol=0)
     assert float((unmerged[0][0] - logits_a[0]).abs().max()) > 10 * ATOL  # the adapter counts
