@@ -83,11 +83,12 @@ class MergedTensor:
             base *= np.float32(self.scaling)
             return _encode(base, self.base.dtype)
         b = _read(root, self.lora_b)
-        if self.kind == "vera":  # adapters' Vera: hidden @ (vera_B @ B @ vera_D @ A).T * scaling
-            vera_b, vera_d = (_read(root, info) for info in self.vera)
-            merged = base + np.float32(self.scaling) * (vera_b @ b @ vera_d @ _read(root, self.lora_a))
-        elif self.kind == "lora":
-            delta = self._delta(np, _read(root, self.lora_a), b)
+        if self.kind in ("lora", "vera"):
+            if self.kind == "vera":  # adapters' Vera: hidden @ (vera_B @ B @ vera_D @ A).T * scaling
+                vera_b, vera_d = (_read(root, info) for info in self.vera)
+                delta = vera_b @ b @ vera_d @ _read(root, self.lora_a)
+            else:
+                delta = self._delta(np, _read(root, self.lora_a), b)
             delta *= np.float32(self.scaling)  # base + scaling * (B @ A), each product rounded as before
             delta = delta.T if self.transposed else delta
             if delta.shape != base.shape:
