@@ -271,28 +271,37 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tupl
     return digests
 
 
-def _copy_rest(source: Path, tmp: Path, migration: Migration) -> list[Path]:
-    """Copy every entry the plan does not rewrite (tokenizer, card, ...); return the regular files copied."""
+def _copy_rest(source: Path, tmp: Path, migration: Migration) -> dict[Path, bytes]:
+    """Copy every entry the plan does not rewrite (tokenizer, card, ...); return the digest of each regular file's
+    source bytes, by its path in the folder (a top-level file is digested while it is copied: read once)."""
     replaced = set(migration.replaced_files) | set(migration.configs) | {o.name for o in migration.outputs}
-    copied = []
+    copied = {}
     for entry in sorted(source.iterdir()):
         if entry.name in replaced:
             continue
         if entry.is_dir():
             shutil.copytree(entry, tmp / entry.name, symlinks=True)
-            copied += [p.relative_to(source) for p in sorted(entry.rglob("*")) if p.is_file() and not p.is_symlink()]
+            copied.update((p.relative_to(source), digest_of(file_chunks(p)))
+                          for p in sorted(entry.rglob("*")) if p.is_file() and not p.is_symlink())
         elif not entry.is_file():  # a FIFO or device (or a link to one) would be copied without end
             raise InputError(f"{entry}: not a regular file; nothing written")
         else:
-            shutil.copy2(entry, tmp / entry.name)
-            copied.append(entry.relative_to(source))
+            copied[entry.relative_to(source)] = _copy_file(entry, tmp / entry.name)
     return copied
 
 
-def _check_copies(source: Path, tmp: Path, copied: list[Path]) -> int:
+def _copy_file(source: Path, target: Path) -> bytes:
+    """shutil.copy2, digesting the bytes on their way (the byte check then re-reads only the copy)."""
+    with open(target, "wb") as out:
+        digest = digest_of(file_chunks(source), out.write)
+    shutil.copystat(source, target)
+    return digest
+
+
+def _check_copies(source: Path, tmp: Path, copied: dict[Path, bytes]) -> int:
     """Each copied file must hold its source's bytes (an already-flex migrate is nothing but such copies)."""
-    for name in copied:
-        if digest_of(file_chunks(tmp / name)) != digest_of(file_chunks(source / name)):
+    for name, digest in copied.items():
+        if digest_of(file_chunks(tmp / name)) != digest:
             raise MigrationError(f"{tmp / name}: the copy differs from {source / name}; nothing written")
     return len(copied)
 

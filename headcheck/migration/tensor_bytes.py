@@ -10,7 +10,7 @@ import contextlib
 import mmap
 import zipfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import xxhash
 
@@ -100,10 +100,13 @@ def file_chunks(path: Path) -> Iterator[memoryview]:
             yield memoryview(block)
 
 
-def digest_of(chunks: Iterator[memoryview]) -> bytes:
-    """xxh3-128 of a tensor's bytes: what the write saw, compared with what the file holds afterwards."""
+def digest_of(chunks: Iterator[memoryview], sink: Callable[[memoryview], Any] | None = None) -> bytes:
+    """xxh3-128 of a tensor's bytes: what the write saw, compared with what the file holds afterwards; `sink`
+    receives each chunk too (a copy digested on its way)."""
     digest = xxhash.xxh3_128()
     with contextlib.closing(chunks):
         for chunk in chunks:
             digest.update(chunk)
+            if sink is not None:
+                sink(chunk)
     return digest.digest()
