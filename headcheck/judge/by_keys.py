@@ -7,11 +7,15 @@ the prefix only a head class writes and the family's head is tied to the embeddi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Mapping
+
 from . import layouts
 from .classify_keys import candidate_head_types
 from .judgement import Judgement, finding, unsupported_family
 from .static import StaticInput, head_keys, judge_static
 from ..model import Head, Verdict
+from ..read.tensor_info import TensorInfo
 
 # head types whose layouts differ only by the modules they read: the key patterns cannot tell them apart
 CLASSIFIER_TYPES = ("classification", "tagging", "multiple_choice", "image_classification")
@@ -60,12 +64,16 @@ def judge_by_keys(config, config_file, tensors, weights_file, model_type, arch, 
     return static.judged_as(candidates[0], arch, unknown, evidence)
 
 
+@dataclass(frozen=True)
 class _StaticTrial:
     """The checkpoint judged as each static class of its family with a given head type."""
 
-    def __init__(self, config, config_file, tensors, weights_file, model_type, adapter_model):
-        self.config, self.config_file, self.tensors = config, config_file, tensors
-        self.weights_file, self.model_type, self.adapter_model = weights_file, model_type, adapter_model
+    config: Mapping[str, Any]
+    config_file: str
+    tensors: Mapping[str, TensorInfo]
+    weights_file: str | None
+    model_type: str
+    adapter_model: str
 
     def trials(self, head_type: str, evidence) -> list[tuple[str, Judgement]]:
         config = self.config
