@@ -147,3 +147,15 @@ def installed(python: Path) -> dict[str, str]:
     """Distribution name (normalised) -> version, of what `python`'s environment has installed."""
     listing = json.loads(pip(python, "list", "--format", "json").stdout)
     return {entry["name"].lower().replace("_", "-"): entry["version"] for entry in listing}
+
+
+def train_loras(model, scale: float = 0.5):
+    """Give every LoRA parameter a random offset, as training would (adapters starts B at zero, so an untrained
+    LoRA merges to nothing and a lost merge would go unnoticed)."""
+    import torch
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".loras." in name:
+                param.add_(torch.randn_like(param) * scale)
+    return model

@@ -15,7 +15,7 @@ adapters = pytest.importorskip("adapters")
 
 from headcheck.migration.verify import fixed_inputs, model_outputs  # noqa: E402
 
-from helpers import run_cli, validated  # noqa: E402
+from helpers import run_cli, train_loras, validated  # noqa: E402
 
 ATOL = 1e-4  # merged weights: one rounding of W + s * B @ A against adapters' unmerged computation
 
@@ -55,10 +55,7 @@ def build(model_type, out, adapter_config, dtype=None, names=("task",)):
     for name in names:
         model.add_adapter(name, config=adapter_config)
     zoo._nonzero_biases(model)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if ".loras." in name:
-                param.add_(torch.randn_like(param) * 0.5)
+    train_loras(model)
     if dtype is not None:
         model = model.to(dtype)
     model.save_pretrained(out)
@@ -116,10 +113,7 @@ def test_causal_lm_with_merged_adapters(shape, tmp_path):
     assert run_cli("migrate", static, "--out", tmp_path / "flex").returncode == 0
     model = adapters.AutoAdapterModel.from_pretrained(tmp_path / "flex").eval()
     model.add_adapter("task", config=adapter_config)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if ".loras." in name:
-                param.add_(torch.randn_like(param) * 0.5)
+    train_loras(model)
     model.save_pretrained(tmp_path / "src")
     result = run_cli("migrate", tmp_path / "src", "--to", "transformers", "--out", tmp_path / "out", "--format", "json")
     assert result.returncode == 0, result.stderr
@@ -151,10 +145,7 @@ def test_adapter_folder_exports_onto_its_base_model(tmp_path):
     model.add_classification_head("task", num_labels=3)
     model.add_adapter("task", config=adapters.LoRAConfig(r=4, alpha=8, output_lora=True, init_weights="bert"))
     zoo._nonzero_biases(model.heads)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if ".loras." in name:
-                param.add_(torch.randn_like(param) * 0.5)
+    train_loras(model)
     model.save_adapter(str(tmp_path / "folder"), "task", use_safetensors=True)
     export = validated(json.loads(run_cli("scan", tmp_path / "folder", "--format", "json").stdout))["exports"]
     assert export["transformers"]["verdict"] == "exportable" and export["transformers"]["adapter"] == "task"
@@ -249,11 +240,10 @@ def build_deberta(out, adapter_config, in_proj_bias: float = 0.0):
     model.add_classification_head("sst", num_labels=3, activation_function="gelu")
     model.add_adapter("task", config=adapter_config)
     zoo._nonzero_biases(model)
+    train_loras(model)
     with torch.no_grad():
         for name, param in model.named_parameters():
-            if ".loras." in name:
-                param.add_(torch.randn_like(param) * 0.5)
-            elif name.endswith("in_proj.bias"):
+            if name.endswith("in_proj.bias"):
                 param.fill_(in_proj_bias)
     model.save_pretrained(out)
     return out

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CHECKPOINTS, adapter_folder_with_bin_head, run_cli, scan, without_heavy_stack
+from helpers import CHECKPOINTS, adapter_folder_with_bin_head, run_cli, scan, train_loras, without_heavy_stack
 from hubserver import FakeHub
 
 WRITE, READ = "hf_write_token", "hf_read_token"
@@ -231,10 +231,7 @@ def test_export_pull_request_loads_with_transformers_and_gives_the_adapters_logi
     model = adapters.AutoAdapterModel.from_config(zoo.tiny_config("bert", initializer_range=0.2)).eval()
     model.add_classification_head("sst", num_labels=3)
     model.add_adapter("task", config=adapters.LoRAConfig(r=4, alpha=8, init_weights="bert"))
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if ".loras." in name:
-                param.add_(torch.randn_like(param) * 0.5)
+    train_loras(model)
     model.save_pretrained(tmp_path / "remote" / "lora")
     repo = hub.add("org/lora", tmp_path / "remote" / "lora")
     scanned = repo.sha
@@ -324,10 +321,7 @@ def test_an_adapter_repository_exports_onto_a_local_base(hub, tmp_path):
     model = adapters.AutoAdapterModel.from_pretrained(tmp_path / "base").eval()
     model.add_classification_head("task", num_labels=3)
     model.add_adapter("task", config=adapters.LoRAConfig(r=4, alpha=8, init_weights="bert"))
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if ".loras." in name:
-                param.add_(torch.randn_like(param) * 0.5)
+    train_loras(model)
     folder = tmp_path / "remote" / "adapter"
     folder.parent.mkdir()
     model.save_adapter(str(folder), "task", use_safetensors=True)
