@@ -19,13 +19,15 @@ def render_migration(report, migration, result, *, verbose: bool = False, writte
     then, for a real run, the verify figures and what was written (`written_to`: how to name the output
     folder, default its path)."""
     target = report.plan.adapter_model_class if report.plan else "already flex: a checked copy, nothing rewritten"
-    if migration.export is not None:
+    if migration.target == "peft":
+        target = f"a PEFT adapter of {migration.export}"
+    elif migration.target == "transformers":
         target = (f"{migration.export} (plain transformers)" if migration.outputs
                   else f"already {migration.export}: a checked copy, nothing rewritten")
     problem = f", {report.head.problem_type}" if report.head.problem_type == "regression" else ""
     lines = [f"{report.source}: {report.head.type} head{problem} ({report.head.architecture}) -> {target}"]
     set_keys = tuple(c.key for c in report.plan.config_changes) if report.plan else ()
-    set_keys += EXPORT_KEYS if migration.export is not None else ()
+    set_keys += EXPORT_KEYS if migration.target == "transformers" else ()
     lines += _plan_lines(migration, set_keys) if result is None or verbose else [f"  {_counts(migration)}"]
     if result is None:
         lines.append("dry run: nothing written")
@@ -37,8 +39,9 @@ def render_migration(report, migration, result, *, verbose: bool = False, writte
     checked = [f"{result.tensors_checked} tensors"] if migration.outputs else []
     checked += [f"{result.files_checked} copied file{'s' if result.files_checked != 1 else ''}"] if result.files_checked else []
     rescan = result.rescan.verdict.value
-    if migration.export is not None:  # an export is judged by where it runs: transformers, as it is
-        rescan = f"{result.rescan.exports[0].verdict.value} {result.rescan.exports[0].architecture}"
+    if migration.target != "flex":  # an export is judged by where it runs: transformers (or PEFT), as it is
+        export = result.rescan.export(migration.target)
+        rescan = f"{migration.target} {export.verdict.value}" + (f" {export.architecture}" if export.architecture else "")
     lines.append(f"wrote {written_to or result.out}: {' and '.join(checked) or 'nothing'} byte-checked against the "
                  f"source, rescan: {rescan}")
     return "\n".join(lines)
@@ -59,16 +62,17 @@ def migration_dict(report, migration, result) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "source": report.source,
         "verdict": report.verdict.value,
-        "to": "flex" if migration.export is None else "transformers",
-        "architecture": migration.export,  # the transformers class an export declares (null into flex)
+        "to": migration.target,
+        "architecture": migration.export,  # the transformers class an export declares or loads onto (null into flex)
         "out": str(result.out) if result is not None else None,
         "adapter_model_class": report.plan.adapter_model_class if report.plan else None,
         "head_name": report.plan.head_name if report.plan else report.head.name,
         "tensors_checked": result.tensors_checked if result is not None else 0,
         "files_checked": result.files_checked if result is not None else 0,
         "rescan_verdict": result.rescan.verdict.value if result is not None else None,
-        "rescan_export": (result.rescan.exports[0].to_dict() if result is not None and result.rescan.exports
-                          else None),
+        # the written checkpoint's export verdict for the target (a flex result: its way to transformers)
+        "rescan_export": (result.rescan.export("transformers" if migration.target == "flex" else migration.target)
+                          .to_dict() if result is not None and result.rescan.exports else None),
         "renames": [{"file": o.name, "source": m.source.name, "target": m.target}
                     for o in migration.outputs for m in o.moves if m.target != m.source.name],
         "copies": [{"file": o.name, "source": m.source.name, "target": m.target}
