@@ -17,7 +17,7 @@ from packaging.version import InvalidVersion, Version
 from . import layouts, ruledata
 from .export import ExportPlan, judge_head
 from .judgement import finding
-from ..model import Export, ExportVerdict, Kind, Report, Verdict
+from ..model import Export, ExportVerdict, Head, Kind, Layout, Report, Verdict
 from ..read.facts import Facts
 
 TARGET = "peft"
@@ -117,8 +117,8 @@ def _adapter_folder(facts: Facts, report: Report) -> PeftJudgement:
     settings = doc.get("config")
     if why := why_not_peft(settings):
         rule, method = why
-        return _refused(rule, f"adapter {name!r} is {method}; PEFT computes no method the same way", file, "config",
-                        "keep serving it with adapters, or retrain with LoRA or (IA)^3")
+        return _refused(rule, f"adapter {name!r} is {method}, which PEFT computes differently or not at all", file,
+                        "config", "keep serving it with adapters, or retrain with LoRA or (IA)^3")
     data = ruledata.exports()["peft"]
     model_type = report.model_type
     if model_type not in data["families"]:
@@ -171,3 +171,14 @@ def _load_settings(head: ExportPlan | None) -> list[str]:
     if head.config.get("problem_type") not in (None, "single_label_classification"):
         settings.append(f"problem_type={head.config['problem_type']!r}")
     return settings
+
+
+def fusion_refusal(facts: Facts) -> Report:
+    """An AdapterFusion folder, which scan does not judge (nothing but fusion layers), asked for a PEFT export: the
+    report that refuses it (HC154)."""
+    file = facts.doc_file("fusion") or "adapter_fusion_config.json"
+    reason = finding("HC154", "an AdapterFusion folder: its fusion layers combine several adapters per input, and PEFT "
+                              "loads one adapter at a time", file=file,
+                     hint="export each LoRA or (IA)^3 adapter of the fusion on its own: headcheck migrate ADAPTER --to peft")
+    return Report(facts.root, Kind.ADAPTER, Layout.ADAPTERS_ADAPTER, None, Head("none"), Verdict.NO_HEAD,
+                  files=facts.files, exports=(Export(TARGET, ExportVerdict.NOT_EXPORTABLE, findings=(reason,)),))

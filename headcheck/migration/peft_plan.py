@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 
 from ..judge import layouts, ruledata
 from ..judge.engine import scan_facts, with_export
-from ..judge.export_peft import TARGET, PeftJudgement, PeftPlan, judge_peft_export
+from ..judge.export_peft import TARGET, PeftJudgement, PeftPlan, fusion_refusal, judge_peft_export
 from ..judge.judgement import finding
 from ..model import Export, ExportVerdict, Kind, Layout, Report
 from ..read.facts import Facts, build_facts, files_of_role
@@ -183,6 +183,8 @@ def prepare_peft_export(facts: Facts, *, base: Path | str | None = None,
                         report: Report | None = None) -> tuple[Report, Migration | None]:
     """The scan (with its exports.peft) and the PEFT export's migration: a checked copy of a PEFT adapter, None when
     not exportable. `base`: the base model's folder (default: adapter_config.json's model_name, when a local folder)."""
+    if report is None and facts.doc("fusion") is not None and facts.doc("adapter") is None:
+        return fusion_refusal(facts), None
     report = scan_facts(facts) if report is None else report
     judged = judge_peft_export(facts, report)
     report = with_export(report, judged)
