@@ -128,7 +128,7 @@ def build_counterpart(case: str, out: Path, *, alter: bool = False, drop: str | 
     names contain it left out (what PEFT then holds stays as the base or its initialisation made it)."""
     spec = peft_spec(case)
     source, base = FIXTURES / spec["source"], FIXTURES / spec["base"]
-    adapters_model = _load_back(spec, source, base, spec["adapter"], spec["head"])
+    adapters_model = _load_back(source, base, spec["adapter"], spec["head"])
     config = json.loads((source / "adapter_config.json").read_text())["config"]
     trained = {k: v.detach().clone() for k, v in adapters_model.named_parameters()
                if f".loras.{spec['adapter']}." in k or (spec["head"] and k.startswith(f"heads.{spec['head']}."))}

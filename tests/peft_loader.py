@@ -17,18 +17,15 @@ against the adapter file: the keys of `get_peft_model_state_dict(model)` must be
 (`missing`: PEFT holds, the file lacks; `unexpected`: the file has, PEFT does not hold), with the file's values
 (`not_loaded`: keys whose tensor differs).
 RESULT.json: {"versions": {...}, "results": {id: {"peft_type", "task_type", "class", "missing", "unexpected",
-"not_loaded", "shapes" (the file's keys and shapes), "fields", "max_logits_diff", "loss_diff"} or {"error", "traceback"}}}; a difference that cannot be
-measured (a field missing, another shape, NaN) is reported as inf. One job's error does not stop the batch.
+"not_loaded", "shapes" (the file's keys and shapes), "fields", "max_logits_diff", "loss_diff"} or {"error",
+"traceback"}}}; a difference that cannot be measured (a field missing, another shape, NaN) is reported as inf. One
+job's error does not stop the batch.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import math
 import sys
-import traceback
-import warnings
 from pathlib import Path
 
 import peft
@@ -37,7 +34,7 @@ import transformers
 from peft import PeftModel, get_peft_model_state_dict
 from safetensors.torch import load_file
 
-from export_loader import difference, tensor  # tests/export_loader.py, beside this file (torch only)
+from export_loader import compared, quiet, run_each, tensor  # tests/export_loader.py, beside this file
 
 
 def run(job: dict) -> dict:
@@ -52,32 +49,19 @@ def run(job: dict) -> dict:
     inputs = {name: tensor(record) for name, record in expected["inputs"].items()}
     with torch.no_grad():
         output = model(**inputs)
-    fields = {name: difference(getattr(output, name, None), tensor(record))
-              for name, record in expected["outputs"].items()}
     return {
         "peft_type": str(config.peft_type.value), "task_type": config.task_type,
         "class": type(model.get_base_model()).__name__,
         "missing": sorted(set(held) - set(saved)), "unexpected": sorted(set(saved) - set(held)),
         "not_loaded": sorted(key for key in set(held) & set(saved) if not torch.equal(held[key], saved[key])),
         "shapes": {key: list(value.shape) for key, value in sorted(saved.items())},
-        "fields": fields, "loss_diff": fields.get("loss", math.inf),
-        "max_logits_diff": max((d for name, d in fields.items() if name != "loss"), default=math.inf),
+        **compared(output, expected),
     }
 
 
 def main(jobs_file: str, result_file: str) -> int:
-    torch.set_num_threads(1)
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()  # 5.x shows one while loading weights
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    warnings.simplefilter("ignore")
-    results = {}
-    for job in json.loads(Path(jobs_file).read_text()):
-        try:
-            results[job["id"]] = run(job)
-        except Exception as error:  # one broken adapter must not hide the others' figures
-            results[job["id"]] = {"error": f"{type(error).__name__}: {error}",
-                                  "traceback": traceback.format_exc()[-3000:]}
+    quiet()
+    results = run_each(json.loads(Path(jobs_file).read_text()), run)
     versions = {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__,
                 "peft": peft.__version__}
     Path(result_file).write_text(json.dumps({"versions": versions, "results": results}, indent=1))

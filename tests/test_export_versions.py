@@ -207,19 +207,26 @@ def exports(tmp_path_factory):
         pytest.skip(NOT_AVAILABLE)
 
     def compute(folder: Path) -> dict:
-        migrations, jobs = {}, []
-        for case in CASES:
-            wanted = spec(case)
-            out = folder / case
-            args = [*wanted["migrate_args"], *(["--base", FIXTURES / wanted["base"]] if wanted["base"] else [])]
-            done = run_cli("migrate", FIXTURES / wanted["source"], *args, "--out", out)
-            migrations[case] = {"returncode": done.returncode, "output": (done.stdout + done.stderr)[-3000:]}
-            if done.returncode == 0:
-                migrations[case]["config"] = json.loads((out / "config.json").read_text())
-                jobs.append(_job(case, out, case))
+        migrations = migrate_each(folder, {case: [
+            FIXTURES / spec(case)["source"], *spec(case)["migrate_args"],
+            *(["--base", FIXTURES / spec(case)["base"]] if spec(case)["base"] else [])] for case in CASES},
+            "config.json")
+        jobs = [_job(case, folder / case, case) for case in CASES if migrations[case]["returncode"] == 0]
         return {"migrations": migrations, **_load_all(folder, jobs)}
 
     return _shared(tmp_path_factory, "exports", compute)
+
+
+def migrate_each(folder: Path, commands: dict[str, list], written: str) -> dict[str, dict]:
+    """`headcheck migrate ARGS --out folder/CASE` for each case: its return code, the output's tail and, when it
+    succeeded, the JSON file `written` it wrote ("config")."""
+    migrations = {}
+    for case, args in commands.items():
+        done = run_cli("migrate", *args, "--out", folder / case)
+        migrations[case] = {"returncode": done.returncode, "output": (done.stdout + done.stderr)[-3000:]}
+        if done.returncode == 0:
+            migrations[case]["config"] = json.loads((folder / case / written).read_text())
+    return migrations
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -30,8 +30,8 @@ import pytest
 from helpers import REPO, run_cli
 
 pytest.importorskip("peft")  # the main environment's loader needs it (the 'test' extra)
-from test_export_versions import ENVIRONMENTS, _load_all, _shared, assert_regenerated  # noqa: E402  (the venv, the batch
-# runner, the generator check)
+# the venv and the batch runner, migrate run for each case, the generator check
+from test_export_versions import ENVIRONMENTS, _load_all, _shared, assert_regenerated, migrate_each  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures" / "peft"
 LOADER = REPO / "tests" / "peft_loader.py"
@@ -165,16 +165,10 @@ def exports(tmp_path_factory):
         pytest.skip(NOT_AVAILABLE)
 
     def compute(folder: Path) -> dict:
-        migrations, jobs = {}, []
-        for case in CASES:
-            wanted = spec(case)
-            out = folder / case
-            done = run_cli("migrate", FIXTURES / wanted["source"], *wanted["migrate_args"],
-                           "--base", FIXTURES / wanted["base"], "--out", out)
-            migrations[case] = {"returncode": done.returncode, "output": (done.stdout + done.stderr)[-3000:]}
-            if done.returncode == 0:
-                migrations[case]["config"] = json.loads((out / "adapter_config.json").read_text())
-                jobs.append(_job(case, out, case))
+        migrations = migrate_each(folder, {case: [FIXTURES / spec(case)["source"], *spec(case)["migrate_args"],
+                                                  "--base", FIXTURES / spec(case)["base"]] for case in CASES},
+                                  "adapter_config.json")
+        jobs = [_job(case, folder / case, case) for case in CASES if migrations[case]["returncode"] == 0]
         return {"migrations": migrations, **_load_all(folder, jobs, LOADER)}
 
     return _shared(tmp_path_factory, "peft-exports", compute)
