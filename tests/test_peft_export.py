@@ -222,3 +222,34 @@ def test_exports_peft_verdicts_beside_the_adapter_folder(tmp_path, case):
     want = {"native": "native", "full-model": "not-applicable", "no-adapter": "not-applicable"}[case]
     assert export["verdict"] == want
     assert any("--to transformers" in note for note in export["notes"]) == (case == "full-model")
+
+
+PEFT_FIXTURES = Path(__file__).parent / "fixtures" / "peft"
+
+
+def test_dry_run_shows_the_whole_adapter_config_and_the_computed_tensors(tmp_path):
+    case = PEFT_FIXTURES / "gpt2-lora-cattn"
+    args = ("migrate", case, "--to", "peft", "--base", f"{case}.base", "--out", tmp_path / "out", "--dry-run")
+    text = run_cli(*args)
+    assert text.returncode == 0, text.stderr
+    assert '"peft_type": "LORA"' in text.stdout and '"fan_in_fan_out": true' in text.stdout
+    assert "compute base_model.model.transformer.h.0.attn.c_attn.lora_B.weight [96, 16]" in text.stdout
+    plan = json.loads(run_cli(*args, "--format", "json").stdout)
+    assert plan["to"] == "peft" and plan["architecture"] == "GPT2LMHeadModel" and len(plan["computed"]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_verify_is_refused_before_anything_is_written(tmp_path):
+    case = PEFT_FIXTURES / "bert-lora-seqcls"
+    done = run_cli("migrate", case, "--to", "peft", "--base", f"{case}.base", "--out", tmp_path / "out", "--verify")
+    assert done.returncode == 4 and "PEFT exports are proven" in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_python_api_writes_the_peft_export(tmp_path):
+    import headcheck
+
+    case = PEFT_FIXTURES / "xlmr-lora-tagging"
+    result = headcheck.migrate(case, tmp_path / "out", to="peft", base=f"{case}.base")
+    assert result.migration.target == "peft" and result.rescan.export("peft").verdict.value == "native"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]

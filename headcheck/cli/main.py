@@ -247,9 +247,6 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
         raise click.UsageError("--head-name, --head-type and --num-choices apply to --to flex")
     if to != "transformers" and (head or adapter):
         raise click.UsageError("--head and --adapter apply to --to transformers")
-    if to == "peft" and verify:
-        raise click.UsageError("--verify applies to --to flex and transformers; a PEFT export is proven by its tests "
-                               "(README: Leave adapters behind)")
     options = dict(to=to, head=head, adapter=adapter) if to != "flex" else options
     hub_options = dict(revision=revision, subfolder=subfolder, token=token, create_pr=create_pr, push_to=push_to,
                        private=private)

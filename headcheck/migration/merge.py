@@ -75,6 +75,12 @@ class MergedTensor:
     vera: tuple[TensorInfo, TensorInfo] | None = None
 
     @property
+    def summary(self) -> str:
+        what = {"lora": "LoRA merged in", "vera": "VeRA merged in", "ia3": "(IA)^3 scaling folded in",
+                "scale": f"times {self.scaling:.6g}"}[self.kind]
+        return f"{self.base.name}, {what}"
+
+    @property
     def dtype(self) -> str:  # stored back in the base's dtype
         return self.base.dtype
 

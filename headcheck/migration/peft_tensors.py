@@ -34,6 +34,10 @@ class BlockLoraB:
         rows, rank = self.source.shape[0] // held, self.source.shape[1]
         return rows * len(self.blocks), rank * held
 
+    @property
+    def summary(self) -> str:
+        return f"{self.source.name} in blocks, zeros where a matrix is not adapted"
+
     def chunks(self, root: Path):
         """One output block at a time; adapters' B is small (rows * r values), read whole."""
         data = b"".join(bytes(chunk) for chunk in tensor_chunks(root, self.source))

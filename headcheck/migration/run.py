@@ -127,6 +127,9 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
         replaced = sum(1 for _ in out.iterdir()) if out.exists() else 0
         if replaced and not force:
             raise OutputExistsError(f"{out} exists and is not empty (use --force to replace it)")
+        if verify and to == "peft":  # raised before anything is read or written
+            raise VerifyUnavailableError("--verify compares with transformers or adapters (--to flex, transformers); "
+                                         "PEFT exports are proven by headcheck's tests (README: As a PEFT adapter)")
         compare = _verifier("compare_export" if to == "transformers" else "compare") if verify else None
         report, migration = prepare(source, head_name=head_name, head_type=head_type, num_choices=num_choices,
                                     to=to, head=head, adapter=adapter, base=base)

@@ -25,7 +25,8 @@ def render_migration(report, migration, result, *, verbose: bool = False, writte
         target = (f"{migration.export} (plain transformers)" if migration.outputs
                   else f"already {migration.export}: a checked copy, nothing rewritten")
     problem = f", {report.head.problem_type}" if report.head.problem_type == "regression" else ""
-    lines = [f"{report.source}: {report.head.type} head{problem} ({report.head.architecture}) -> {target}"]
+    head = "no head" if report.head.type == "none" else f"{report.head.type} head{problem}"
+    lines = [f"{report.source}: {head} ({report.head.architecture}) -> {target}"]
     set_keys = tuple(c.key for c in report.plan.config_changes) if report.plan else ()
     set_keys += EXPORT_KEYS if migration.target == "transformers" else ()
     lines += _plan_lines(migration, set_keys) if result is None or verbose else [f"  {_counts(migration)}"]
@@ -82,6 +83,8 @@ def migration_dict(report, migration, result) -> dict[str, Any]:
         "kept": sum(m.target == m.source.name for o in migration.outputs for m in o.moves),
         "added": [{"file": o.name, "target": a.target, "shape": list(a.shape), "reason": a.reason}
                   for o in migration.outputs for a in o.added],
+        "computed": [{"file": o.name, "target": c.target, "shape": list(c.shape), "from": c.summary}
+                     for o in migration.outputs for c in o.computed],
         "dropped": [{"tensor": name, "reason": why} for name, why in migration.dropped],
         "configs": sorted(migration.configs),
         "comparison": None if comparison is None else {  # MigrateResult.comparison, the API's name
@@ -124,10 +127,14 @@ def _plan_lines(migration, set_keys: tuple[str, ...] = ()) -> list[str]:
             lines.append(f"    keep   {kept} tensors under their names")
         for added in output.added:
             lines.append(f"    add    {added.target} {list(added.shape)} zeros ({added.reason})")
+        for computed in output.computed:
+            lines.append(f"    compute {computed.target} {list(computed.shape)} ({computed.summary})")
     for name, why in migration.dropped:
         lines.append(f"  drop   {name} ({why})")
     for name, content in migration.configs.items():
-        shown = {k: content[k] for k in (*CHANGED_KEYS, *set_keys) if k in content}
+        # a PEFT export's adapter_config.json is new as a whole; the other configs keep most of their keys
+        shown = dict(content) if migration.target == "peft" else {
+            k: content[k] for k in (*CHANGED_KEYS, *set_keys) if k in content}
         hidden = len(content) - len(shown)
         lines.append(f"  write  {name}" + (f" (the keys migrate sets; {hidden} other keys kept as they were):"
                                            if hidden else ":"))
