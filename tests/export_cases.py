@@ -196,6 +196,14 @@ def _(work):
     return _fresh("T5AdapterModel", "t5", lambda m: m.add_qa_head("squad")), "squad", None
 
 
+@case("t5-seqcls", architecture="T5ForSequenceClassification", head_type="classification", num_labels=3,
+      id2label=TOPICS, notes="adapters' default classification head on the last eos token of the decoder output, which "
+                             "T5AdapterModel does not scale (tied embeddings): T5ClassificationHead, transformer.* kept")
+def _(work):
+    return _fresh("T5AdapterModel", "t5", lambda m: m.add_classification_head(
+        "topics", num_labels=3, id2label=TOPICS)), "topics", None
+
+
 @case("beit-image-classification", architecture="BeitForImageClassification", head_type="image_classification",
       num_labels=3, id2label=TOPICS, notes="add_image_classification_head(use_pooler=True): BEiT's mean pooler")
 def _(work):

@@ -248,6 +248,35 @@ jobs:
           path: models/strict/multilabel
           fail-on: never
           sarif-file: out/overridden.sarif
+      - id: adapters-only
+        uses: ./
+        with:
+          path: models/open/adapters-only
+          sarif-file: out/adapters-only.sarif
+      - id: export-required
+        uses: ./
+        continue-on-error: true
+        with:
+          path: models/open/adapters-only
+          require-export: transformers
+          sarif-file: out/export-required.sarif
+      - id: exportable
+        uses: ./
+        with:
+          path: models/open/exportable
+          require-export: transformers
+          sarif-file: out/exportable.sarif
+      - id: deploy-refused
+        uses: ./
+        continue-on-error: true
+        with:
+          path: models/deploy/adapters-only
+          sarif-file: out/deploy-refused.sarif
+      - id: deploy-exportable
+        uses: ./
+        with:
+          path: models/deploy/exportable
+          sarif-file: out/deploy-exportable.sarif
       - name: export
         if: always()
         env:
@@ -256,6 +285,13 @@ jobs:
           MALFORMED: ${{{{ toJSON(steps.malformed.outputs) }}}}
           WARNED: ${{{{ toJSON(steps.warned.outputs) }}}}
           OVERRIDDEN: ${{{{ toJSON(steps.overridden.outputs) }}}}
+          ADAPTERS_ONLY: ${{{{ toJSON(steps.adapters-only.outputs) }}}}
+          EXPORT_REQUIRED: ${{{{ toJSON(steps.export-required.outputs) }}}}
+          EXPORT_REQUIRED_OUTCOME: ${{{{ steps.export-required.outcome }}}}
+          EXPORTABLE: ${{{{ toJSON(steps.exportable.outputs) }}}}
+          DEPLOY_REFUSED: ${{{{ toJSON(steps.deploy-refused.outputs) }}}}
+          DEPLOY_REFUSED_OUTCOME: ${{{{ steps.deploy-refused.outcome }}}}
+          DEPLOY_EXPORTABLE: ${{{{ toJSON(steps.deploy-exportable.outputs) }}}}
           EXPORT: {export}
         run: |
           printf '%s' "$IGNORED" > "$EXPORT/ignored.json"
@@ -263,12 +299,23 @@ jobs:
           printf '%s' "$MALFORMED" > "$EXPORT/malformed.json"
           printf '%s' "$WARNED" > "$EXPORT/warned.json"
           printf '%s' "$OVERRIDDEN" > "$EXPORT/overridden.json"
+          printf '%s' "$ADAPTERS_ONLY" > "$EXPORT/adapters-only.json"
+          printf '%s' "$EXPORT_REQUIRED" > "$EXPORT/export-required.json"
+          printf '%s' "$EXPORT_REQUIRED_OUTCOME" > "$EXPORT/export-required-outcome"
+          printf '%s' "$EXPORTABLE" > "$EXPORT/exportable.json"
+          printf '%s' "$DEPLOY_REFUSED" > "$EXPORT/deploy-refused.json"
+          printf '%s' "$DEPLOY_REFUSED_OUTCOME" > "$EXPORT/deploy-refused-outcome"
+          printf '%s' "$DEPLOY_EXPORTABLE" > "$EXPORT/deploy-exportable.json"
           cp out/*.sarif "$EXPORT/"
 """
 
 
 def make_configured_repo(root: Path, export: Path) -> Path:
-    """A repository whose checkpoints sit below .headcheck.toml files (the root pyproject.toml has no table)."""
+    """A repository whose checkpoints sit below .headcheck.toml files (the root pyproject.toml has no table), with
+    checkpoints that export to transformers and one that runs only inside adapters (issue 18 #5: require-export)."""
+    zoo = pytest.importorskip("zoo", reason="the exportable flex checkpoint is built with torch and adapters")
+    exportable = zoo.build_flex("bert", root / "exportable", {"sst": {"type": "classification", "num_labels": 3}})
+
     def add(repo: Path) -> None:
         configured = repo / "models" / "configured"
         shutil.copytree(CHECKPOINTS / "bert-seq-cls-label-mismatch", configured / "broken")
@@ -280,12 +327,19 @@ def make_configured_repo(root: Path, export: Path) -> Path:
         # HC103, a warning: fails only where the configuration says fail-on = warning
         shutil.copytree(CHECKPOINTS / "roberta-multilabel", repo / "models" / "strict" / "multilabel")
         (repo / "models" / "strict" / "pyproject.toml").write_text('[tool.headcheck]\nfail-on = "warning"\n')
+        # a bottleneck adapter (HC145, not-exportable): clean for adapters users, HC147 where the export is required
+        shutil.copytree(CHECKPOINTS / "adapter-flex-head", repo / "models" / "open" / "adapters-only")
+        shutil.copytree(exportable, repo / "models" / "open" / "exportable")
+        # convertible (an info finding, HC117) but not exportable
+        shutil.copytree(CHECKPOINTS / "adapter-static-head", repo / "models" / "deploy" / "adapters-only")
+        shutil.copytree(exportable, repo / "models" / "deploy" / "exportable")
+        (repo / "models" / "deploy" / "pyproject.toml").write_text('[tool.headcheck]\nrequire-export = ["transformers"]\n')
 
     return action_repo(root, export, CONFIG_WORKFLOW, add)
 
 
 @pytest.mark.slow
-def test_action_honours_the_project_configuration_in_act(tmp_path):
+def test_action_honours_the_project_configuration_and_require_export_in_act(tmp_path):
     _, export, log = acted(tmp_path, make_configured_repo)
 
     # ignored: the step passes, the finding is in the SARIF report as suppressed and is not annotated
@@ -316,3 +370,32 @@ def test_action_honours_the_project_configuration_in_act(tmp_path):
         "verdict": "convertible", "findings": "1", "exit-code": "1", "sarif-file": "out/warned.sarif"}
     assert json.loads((export / "overridden.json").read_text()) == {
         "verdict": "convertible", "findings": "1", "exit-code": "0", "sarif-file": "out/overridden.sarif"}
+
+    # require-export (issue 18 #5): a checkpoint that runs only inside adapters passes, unless the input requires
+    # the export to transformers; then the error HC147 fails the step, in the log, the summary and the SARIF report
+    assert json.loads((export / "adapters-only.json").read_text()) == {
+        "verdict": "already-flex", "findings": "0", "exit-code": "0", "sarif-file": "out/adapters-only.sarif"}
+    assert json.loads((export / "adapters-only.sarif").read_text())["runs"][0]["results"] == []
+    assert json.loads((export / "export-required.json").read_text()) == {
+        "verdict": "already-flex", "findings": "1", "exit-code": "1", "sarif-file": "out/export-required.sarif"}
+    assert (export / "export-required-outcome").read_text() == "failure"
+    assert ("::error file=models/open/adapters-only/adapter_config.json,line=1,title=HC147 export-required::"
+            "--require-export requires an export to transformers, and this checkpoint is not exportable: HC145 adapter "
+            "'sst' is a bottleneck adapter; headcheck does not merge it") in log
+    (result,) = json.loads((export / "export-required.sarif").read_text())["runs"][0]["results"]
+    assert result["ruleId"] == "HC147" and result["level"] == "error"
+    summaries = re.findall(r"Summary - (## headcheck.*?)(?=\n\[)", log, flags=re.S)
+    assert any("`models/open/adapters-only` | adapter |" in s and "[HC147 export-required](https://" in s
+               for s in summaries), summaries
+    # a checkpoint that exports passes with the input
+    assert json.loads((export / "exportable.json").read_text()) == {
+        "verdict": "already-flex", "findings": "0", "exit-code": "0", "sarif-file": "out/exportable.sarif"}
+
+    # require-export = ["transformers"] in the project configuration, the input left empty: the same refusal
+    assert json.loads((export / "deploy-refused.json").read_text()) == {
+        "verdict": "convertible", "findings": "2", "exit-code": "1", "sarif-file": "out/deploy-refused.sarif"}
+    assert (export / "deploy-refused-outcome").read_text() == "failure"
+    assert ("::error file=models/deploy/adapters-only/adapter_config.json,line=1,title=HC147 export-required::"
+            "models/deploy/pyproject.toml requires an export to transformers") in log
+    assert json.loads((export / "deploy-exportable.json").read_text()) == {
+        "verdict": "already-flex", "findings": "0", "exit-code": "0", "sarif-file": "out/deploy-exportable.sarif"}

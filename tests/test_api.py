@@ -73,7 +73,14 @@ def test_migrate_result_and_refusal(tmp_path):
     with pytest.raises(headcheck.NotConvertibleError) as refused:
         headcheck.migrate(CHECKPOINTS / "bert-custom-head", tmp_path / "custom")
     assert "HC101" in {f.rule for f in refused.value.report.findings}
+    assert str(refused.value) == f"{refused.value.report.source}: verdict not-convertible; nothing written"
     assert not (tmp_path / "custom").exists()
+    with pytest.raises(headcheck.NotExportableError) as refused:
+        headcheck.migrate(CHECKPOINTS / "adapter-flex-head", tmp_path / "plain", to="transformers")
+    assert isinstance(refused.value, headcheck.NotConvertibleError)  # one except clause catches every refusal
+    assert str(refused.value) == f"{refused.value.report.source}: not exportable to transformers; nothing written"
+    assert {e.target: e.rules for e in refused.value.report.exports}["transformers"] == ("HC145",)
+    assert not (tmp_path / "plain").exists()
 
 
 def test_import_headcheck_is_cheap():

@@ -61,6 +61,14 @@ EXPORTABLE = {
     # T5AdapterModel scales the head's input by d_model**-0.5 (tied embeddings), T5ForQuestionAnswering does not:
     # the factor is folded into qa_outputs.weight
     "t5-qa-tied": ("t5", {"squad": {"type": "question_answering"}}, "T5ForQuestionAnswering"),
+    # T5AdapterModel pools a classification head's eos token from the decoder output it has NOT scaled (the
+    # d_model**-0.5 factor goes only into the output QA and LM heads read), as T5ForSequenceClassification does:
+    # no factor, and the base model stays under transformer.*
+    "t5-default-classification": ("t5", {"sst": {"type": "classification", "num_labels": 3}},
+                                  "T5ForSequenceClassification"),
+    "t5-regression": ("t5", {"sts": {"type": "classification", "num_labels": 1}}, "T5ForSequenceClassification"),
+    "t5-multilabel": ("t5", {"tags": {"type": "multilabel_classification", "num_labels": 4}},
+                      "T5ForSequenceClassification"),
     "beit-pooler-image-classification": ("beit", {"img": {"type": "image_classification", "num_labels": 3,
                                                           "use_pooler": True}}, "BeitForImageClassification"),
     "vit-image-classification": ("vit", {"img": {"type": "image_classification", "num_labels": 3}},
@@ -70,7 +78,8 @@ EXPORTABLE = {
 # static classes migrated into flex by headcheck, then exported: the round trip gives the class back
 CONVERTED = ["BertForSequenceClassification", "BertForMaskedLM", "RobertaForSequenceClassification",
              "XLMRobertaForTokenClassification", "DistilBertForSequenceClassification", "ElectraForSequenceClassification",
-             "GPT2LMHeadModel", "BartForConditionalGeneration", "T5ForConditionalGeneration", "BeitForImageClassification",
+             "GPT2LMHeadModel", "BartForConditionalGeneration", "T5ForConditionalGeneration", "T5ForSequenceClassification",
+             "BeitForImageClassification",
              "ViTForImageClassification", "DebertaForSequenceClassification", "DebertaForTokenClassification",
              "DebertaForQuestionAnswering", "DebertaForMaskedLM"]
 
@@ -83,8 +92,6 @@ REFUSED = {
     "bert-two-layer-tagging": ("bert", {"ner": {"type": "tagging", "num_labels": 3, "layers": 2}}, "HC141"),
     "bert-dependency-parsing": ("bert", {"ud": {"type": "dependency_parsing", "num_labels": 4}}, "HC142"),
     "gpt2-classification": ("gpt2", {"sst": {"type": "classification", "num_labels": 2}}, "HC143"),
-    # T5AdapterModel scales every head's input by d_model**-0.5 with tied embeddings: proven for QA only (folded)
-    "t5-classification": ("t5", {"sst": {"type": "classification", "num_labels": 2}}, "HC142"),
     # add_causal_lm_head's default: a transform layer with layer norm before the output, GPT2LMHeadModel has none
     "gpt2-default-causal-lm": ("gpt2", {"lm": {"type": "causal_lm"}}, "HC141"),
     # ViTForImageClassification is built without the pooler: a head on it has no place

@@ -59,7 +59,8 @@ def test_every_exportable_shape_has_a_fixture():
             "XLMRobertaForTokenClassification", "RobertaForTokenClassification", "DistilBertForSequenceClassification",
             "DistilBertForTokenClassification", "ElectraForSequenceClassification", "BartForSequenceClassification",
             "BartForQuestionAnswering", "BartForConditionalGeneration", "T5ForConditionalGeneration",
-            "T5ForQuestionAnswering", "BeitForImageClassification", "ViTForImageClassification",
+            "T5ForQuestionAnswering", "T5ForSequenceClassification",
+            "BeitForImageClassification", "ViTForImageClassification",
             "DebertaForSequenceClassification", "DebertaForTokenClassification"} <= architectures
     # LoRA merged in every family adapters wraps with plain linear layers, and the fused ones
     merged_families = {spec(case)["source"].split("-")[0] for case in CASES if spec(case)["merged"]}

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -275,3 +276,56 @@ def test_an_adapter_folder_with_a_bin_head_migrates_where_torch_is_not_installed
     assert set(after) == set(renamed.values())
     for old, new in renamed.items():
         assert after[new].dtype == before[old].dtype and torch.equal(after[new], before[old])
+
+
+def test_every_copied_file_is_read_once_and_byte_checked(tmp_path, monkeypatch):
+    """Files beside the weights, at the top and in sub-folders (a tokenizer folder), are digested while copied: the
+    source is opened once, the copy once more by the byte check; a copy that differs fails the migration."""
+    import builtins
+
+    src = tmp_path / "src"
+    shutil.copytree(CHECKPOINTS / "bert-seq-cls", src)
+    extras = {Path("vocab.txt"): b"[PAD]\n", Path("tokenizer/tokenizer.json"): b"{}",
+              Path("tokenizer/added/special.txt"): b"[X]\n" * 1000}
+    for name, content in extras.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(content)
+    opened: list[Path] = []
+    real_open = builtins.open
+
+    def counting_open(file, mode="r", *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and "r" in mode and Path(file).is_relative_to(src):
+            opened.append(Path(file).relative_to(src))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    result = migration.migrate(src, tmp_path / "out")
+    monkeypatch.setattr(builtins, "open", real_open)
+    assert {name: opened.count(name) for name in extras} == dict.fromkeys(extras, 1)
+    assert result.files_checked == len(extras)
+    assert all((tmp_path / "out" / name).read_bytes() == content for name, content in extras.items())
+
+    real_copy = migration._copy_file  # a copy written wrong, in a sub-folder: the byte check catches it
+
+    def spoiling_copy(source, target):
+        digest = real_copy(source, target)
+        if source.name == "special.txt":
+            target.write_bytes(b"[Y]\n")
+        return digest
+
+    monkeypatch.setattr(migration, "_copy_file", spoiling_copy)
+    with pytest.raises(migration.MigrationError, match="special.txt: the copy differs"):
+        migration.migrate(src, tmp_path / "spoiled")
+    assert not (tmp_path / "spoiled").exists()
+
+
+def test_a_fifo_in_a_sub_folder_is_an_input_error(tmp_path):
+    """Copying a named pipe would wait for a writer: like one at the top, it is refused and nothing written."""
+    src = tmp_path / "src"
+    shutil.copytree(CHECKPOINTS / "bert-seq-cls", src)
+    (src / "tokenizer").mkdir()
+    os.mkfifo(src / "tokenizer" / "vocab.txt")
+    result = run_cli("migrate", src, "--out", tmp_path / "out")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "tokenizer/vocab.txt: not a regular file" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))

@@ -98,6 +98,20 @@ def test_an_unknown_class_name_is_classified_from_its_keys(class_name, architect
         assert report["head"]["type"] == expected_type, report["head"]
 
 
+@pytest.mark.parametrize("class_name", ["RobertaForSequenceClassification", "RobertaForTokenClassification"])
+def test_keys_judge_each_static_class_once(class_name, built, tmp_path, monkeypatch):
+    """The classifier types are tried to find those that hold the weights, and the one left is judged: its trials
+    are not computed a second time."""
+    from headcheck.judge import by_keys
+
+    judged: list[str] = []
+    judge_static = by_keys.judge_static
+    monkeypatch.setattr(by_keys, "judge_static", lambda inp: judged.append(inp.class_name) or judge_static(inp))
+    report = scan(renamed(built(class_name), tmp_path / "renamed", "Custom"))
+    assert report["head"]["type"] == STATIC_TO_FLEX_HEAD_MAP[class_name]["config"]["head_type"], report["head"]
+    assert class_name in judged and len(judged) == len(set(judged)), judged
+
+
 @pytest.mark.parametrize("architecture", ["class", "MyModel"])
 @pytest.mark.parametrize("class_name", zoo.STATIC_CLASSES)
 def test_a_hand_made_head_outside_the_base_model_is_never_lost(class_name, architecture, built, tmp_path):

@@ -7,7 +7,7 @@ the prefix only a head class writes and the family's head is tied to the embeddi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from . import layouts
@@ -74,14 +74,23 @@ class _StaticTrial:
     weights_file: str | None
     model_type: str
     adapter_model: str
+    # holds() tries a type, then judged_as() judges the one left with the same evidence: computed once
+    _tried: dict[tuple[str, tuple[str, ...]], list[tuple[str, Judgement]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def trials(self, head_type: str, evidence) -> list[tuple[str, Judgement]]:
+        key = (head_type, tuple(evidence))
+        if key not in self._tried:
+            self._tried[key] = self._judge_each(*key)
+        return self._tried[key]
+
+    def _judge_each(self, head_type: str, evidence: tuple[str, ...]) -> list[tuple[str, Judgement]]:
         config = self.config
         if head_type == "multilabel_classification":  # same layout as classification; the loss is problem_type's
             config = {**config, "problem_type": "multi_label_classification"}
         layout_type = "classification" if head_type == "multilabel_classification" else head_type
         return [(name, judge_static(StaticInput(name, self.model_type, config, self.config_file, self.tensors,
-                                                self.weights_file, self.adapter_model, evidence=tuple(evidence))))
+                                                self.weights_file, self.adapter_model, evidence=evidence)))
                 for name in layouts.static_classes_for(self.model_type, layout_type)]
 
     def holds(self, head_type: str, evidence) -> bool:

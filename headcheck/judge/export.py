@@ -215,7 +215,7 @@ def _plan(model_type: str, class_name: str, layout: Mapping[str, Any], name: str
     buffer = data["output_bias_buffer"].get(model_type) if head_type == "seq2seq_lm" else None
     return ExportPlan(class_name, name, head_type, modules, layout.get("tied_output_bias"),
                       pooler["dense"] if pooler else None, bool(pooler and class_name in pooler["kept_by"]),
-                      via_pooler, base_renames=data["base_renames"].get(model_type, {}), output_bias_buffer=buffer,
+                      via_pooler, base_renames=data["base_renames"].get(class_name, {}), output_bias_buffer=buffer,
                       config=_head_settings(head_type, cfg))
 
 

@@ -279,20 +279,24 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tupl
 
 def _copy_rest(source: Path, tmp: Path, migration: Migration) -> dict[Path, bytes]:
     """Copy every entry the plan does not rewrite (tokenizer, card, ...); return the digest of each regular file's
-    source bytes, by its path in the folder (a top-level file is digested while it is copied: read once)."""
+    source bytes, by its path in the folder (each file, in sub-folders too, is digested while it is copied: read
+    once). Links inside sub-folders stay links."""
     replaced = set(migration.replaced_files) | set(migration.configs) | {o.name for o in migration.outputs}
     copied = {}
+
+    def copy(src, dst) -> None:
+        src = Path(src)
+        if not src.is_file():  # a FIFO or device (or a link to one) would be copied without end
+            raise InputError(f"{src}: not a regular file; nothing written")
+        copied[src.relative_to(source)] = _copy_file(src, Path(dst))
+
     for entry in sorted(source.iterdir()):
         if entry.name in replaced:
             continue
         if entry.is_dir():
-            shutil.copytree(entry, tmp / entry.name, symlinks=True)
-            copied.update((p.relative_to(source), digest_of(file_chunks(p)))
-                          for p in sorted(entry.rglob("*")) if p.is_file() and not p.is_symlink())
-        elif not entry.is_file():  # a FIFO or device (or a link to one) would be copied without end
-            raise InputError(f"{entry}: not a regular file; nothing written")
+            shutil.copytree(entry, tmp / entry.name, symlinks=True, copy_function=copy)
         else:
-            copied[entry.relative_to(source)] = _copy_file(entry, tmp / entry.name)
+            copy(entry, tmp / entry.name)
     return copied
 
 
