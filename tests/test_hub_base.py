@@ -91,11 +91,11 @@ def test_dry_run_with_a_hub_base_writes_nothing(hub, tmp_path):
 def test_a_hub_base_from_the_cache_alone_offline(hub, tmp_path):
     """HF_HUB_OFFLINE=1: the base model as huggingface_hub (or transformers) left it in the cache, never fetched by
     headcheck before."""
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import hf_hub_download
 
     served_base(hub, tmp_path)
-    snapshot_download("org/base", cache_dir=tmp_path / "hf-cache", endpoint=hub.endpoint, token=False,
-                      allow_patterns=["config.json", "model.safetensors"])
+    for name in ("config.json", "model.safetensors"):  # as transformers' from_pretrained("org/base") fills it
+        hf_hub_download("org/base", name, cache_dir=tmp_path / "hf-cache", endpoint=hub.endpoint, token=False)
     hub.server.clear()  # nothing answers any more
     done = cli(hub, tmp_path, "migrate", adapter_naming(tmp_path, "org/base"), "--to", "transformers",
                "--out", tmp_path / "offline", offline=True)
