@@ -185,3 +185,14 @@ def test_adapter_naming_nothing_in_a_local_folder_is_a_usage_error(tmp_path):
         done = local("migrate", source, "--to", "transformers", "--base", BASE, *choice, "--out", tmp_path / "out")
         assert done.returncode == 4 and f"{' '.join(choice)}: the checkpoint's {holds}" in done.stderr, done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_scan_reads_only_the_base_models_config(hub, tmp_path):
+    """base_model(weights=False), as a scan of an adapter repository (and a judge of the base's config) asks it."""
+    served_base(hub, tmp_path)
+    hub.add("org/adapter", adapter_naming(tmp_path, "org/base"))
+    done = cli(hub, tmp_path, "scan", "org/adapter", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    evidence = json.loads(done.stdout)["head"]["evidence"]
+    assert "base model org/base: model_type 'bert', from_pretrained builds BertAdapterModel" in evidence, evidence
+    assert requested(hub, "org/base") == {"config.json"}

@@ -22,6 +22,7 @@ from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
 from ..errors import InputError
 from . import hub_http
+from .base_model import BaseModelNameError, base_model
 from .local import looks_like_repo_id, read_card_file, read_json_file
 from .pickle_index import read_pickle_index
 from .safetensors_header import MAX_HEADER_BYTES, parse_header
@@ -198,8 +199,8 @@ class HubRepo(HubAccess):
         if not looks_like_repo_id(base):
             return None
         try:
-            return HubRepo(base, token=self.token).read_json("config.json")
-        except InputError:
+            return base_model(base, weights=False, token=self.token).config()
+        except (InputError, BaseModelNameError):
             return None
 
     # --- resolution and caching
