@@ -64,6 +64,7 @@ def test_a_hub_base_gives_the_export_of_the_same_base_as_a_local_folder(hub, tmp
     default = cli(hub, tmp_path, "migrate", adapter_naming(tmp_path, "org/base"), "--to", "transformers",
                   "--out", tmp_path / "by-name", "--format", "json")  # model_name is a Hub id: no --base needed
     assert default.returncode == 0, default.stderr
+    assert default.stderr == ""  # no download progress on a pipe
     result = json.loads(default.stdout)
     assert result["base"]["name"] == "org/base" and result["base"]["revision"] == base.sha
     assert result["architecture"] == "BertForSequenceClassification"
@@ -196,3 +197,42 @@ def test_a_scan_reads_only_the_base_models_config(hub, tmp_path):
     evidence = json.loads(done.stdout)["head"]["evidence"]
     assert "base model org/base: model_type 'bert', from_pretrained builds BertAdapterModel" in evidence, evidence
     assert requested(hub, "org/base") == {"config.json"}
+
+
+def sharded(source: Path, folder: Path) -> Path:
+    """The base model with its model.safetensors split in two shards and an index, as save_pretrained shards."""
+    import struct
+
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("model.safetensors"))
+    data = (source / "model.safetensors").read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + length])
+    header.pop("__metadata__", None)
+    names = sorted(header)
+    weight_map = {}
+    for part, chunk in enumerate((names[:len(names) // 2], names[len(names) // 2:]), 1):
+        shard, offset, new, body = f"model-{part:05d}-of-00002.safetensors", 0, {"__metadata__": {"format": "pt"}}, b""
+        for name in chunk:
+            start, end = header[name]["data_offsets"]
+            new[name] = {**header[name], "data_offsets": [offset, offset + end - start]}
+            body += data[8 + length + start:8 + length + end]
+            offset += end - start
+            weight_map[name] = shard
+        text = json.dumps(new).encode()
+        (folder / shard).write_bytes(struct.pack("<Q", len(text)) + text + body)
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    return folder
+
+
+def test_a_sharded_hub_base_gives_the_export_of_the_same_local_folder(hub, tmp_path):
+    local_base = sharded(BASE, tmp_path / "sharded-base")
+    hub.add("org/sharded", sharded(BASE, tmp_path / "remote" / "sharded"))
+    done = cli(hub, tmp_path, "migrate", ADAPTER, "--to", "transformers", "--base", "org/sharded",
+               "--out", tmp_path / "from-hub")
+    assert done.returncode == 0, done.stderr
+    assert requested(hub, "org/sharded") == {"config.json", "model.safetensors.index.json",
+                                             "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"}
+    again = local("migrate", ADAPTER, "--to", "transformers", "--base", local_base, "--out", tmp_path / "from-folder")
+    assert again.returncode == 0, again.stderr
+    assert files_of(tmp_path / "from-hub") == files_of(tmp_path / "from-folder")
+    assert "model.safetensors.index.json" in files_of(tmp_path / "from-hub")
