@@ -121,13 +121,16 @@ class Plan:
     copies: tuple[Rename, ...] = ()  # source tensors also written under another name (HC133), bytes unchanged
 
 
+EXPORT_TARGETS = ("transformers", "peft")  # the ways out of adapters, in the order reports list them
+
+
 @dataclass(frozen=True)
 class Export:
     """One target's export verdict: the class the export declares, the head and adapter it takes, and the
     findings that refuse it. They stay here, not among the report's findings: a checkpoint that serves well
     inside adapters has nothing wrong with it (--require-export turns a refusal into a finding that counts)."""
 
-    target: str  # "transformers"
+    target: str  # one of EXPORT_TARGETS
     verdict: ExportVerdict
     architecture: str | None = None
     head_name: str | None = None  # the flex head written into the static class
@@ -157,6 +160,9 @@ class Report:
     plan: Plan | None = None
     files: tuple[str, ...] = field(default=())
     exports: tuple[Export, ...] = ()  # one per target judged (the key is new in schema_version 1)
+
+    def export(self, target: str) -> Export | None:
+        return next((e for e in self.exports if e.target == target), None)
 
     def counted(self) -> tuple[Finding, ...]:
         """The findings that count for exit codes and hooks: all but those the configuration ignores."""

@@ -54,24 +54,29 @@ def run(job: dict) -> dict:
     inputs = {name: tensor(record) for name, record in expected["inputs"].items()}
     with torch.no_grad():
         output = model(**inputs)
-    fields = {}
-    for name, record in expected["outputs"].items():
-        fields[name] = difference(getattr(output, name, None), tensor(record))
-    return {
-        "architecture": architecture, "class": type(model).__name__, "loading_info": plain_info(info),
-        "fields": fields, "loss_diff": fields.get("loss", math.inf),
-        "max_logits_diff": max((d for name, d in fields.items() if name != "loss"), default=math.inf),
-    }
+    return {"architecture": architecture, "class": type(model).__name__, "loading_info": plain_info(info),
+            **compared(output, expected)}
 
 
-def main(first: str, second: str) -> int:
+def compared(output, expected: dict) -> dict:
+    """Each recorded output's max |Δ| ("fields"), the loss's and the largest of the others'."""
+    fields = {name: difference(getattr(output, name, None), tensor(record))
+              for name, record in expected["outputs"].items()}
+    return {"fields": fields, "loss_diff": fields.get("loss", math.inf),
+            "max_logits_diff": max((d for name, d in fields.items() if name != "loss"), default=math.inf)}
+
+
+def quiet() -> None:
+    """One thread, and no warnings or progress bars in the log."""
     torch.set_num_threads(1)
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()  # 5.x shows one while loading weights
     logging.getLogger("transformers").setLevel(logging.ERROR)
     warnings.simplefilter("ignore")
-    single = Path(first).is_dir()
-    jobs = [{"id": Path(first).name, "dir": first, "expected": second}] if single else json.loads(Path(first).read_text())
+
+
+def run_each(jobs: list[dict], run) -> dict[str, dict]:
+    """run(job) for each job, by id; a job that raises gets its error and traceback instead."""
     results = {}
     for job in jobs:
         try:
@@ -79,6 +84,14 @@ def main(first: str, second: str) -> int:
         except Exception as error:  # one broken export must not hide the others' figures
             results[job["id"]] = {"error": f"{type(error).__name__}: {error}",
                                   "traceback": traceback.format_exc()[-3000:]}
+    return results
+
+
+def main(first: str, second: str) -> int:
+    quiet()
+    single = Path(first).is_dir()
+    jobs = [{"id": Path(first).name, "dir": first, "expected": second}] if single else json.loads(Path(first).read_text())
+    results = run_each(jobs, run)
     versions = {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__}
     text = json.dumps({"versions": versions, "results": results}, indent=1)
     if single:

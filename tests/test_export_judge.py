@@ -57,13 +57,13 @@ def test_flex_checkpoints_are_judged(shape, tmp_path):
     assert report["verdict"] == "already-flex"  # the flex judgement is unchanged; exports are a verdict of their own
 
 
-def test_static_checkpoint_is_native_and_text_report_has_one_line(tmp_path):
+def test_static_checkpoint_is_native_and_text_report_has_one_line_per_target(tmp_path):
     report = scan_json(CHECKPOINTS / "bert-seq-cls")
     assert export_of(report) == {"verdict": "native", "architecture": "BertForSequenceClassification", "head": None,
                                  "adapter": None, "rules": [], "findings": [], "notes": []}
     text = run_cli("scan", CHECKPOINTS / "bert-seq-cls").stdout
     assert [line for line in text.splitlines() if line.strip().startswith("export")] == [
-        "  export    transformers: native (BertForSequenceClassification)"]
+        "  export    transformers: native (BertForSequenceClassification)", "  export    peft: not-applicable"]
 
 
 def test_adapter_folder_with_a_bottleneck_adapter_is_refused():
@@ -71,9 +71,10 @@ def test_adapter_folder_with_a_bottleneck_adapter_is_refused():
     assert export_of(report)["verdict"] == "not-exportable" and export_of(report)["rules"] == ["HC145"]
 
 
-def test_peft_adapter_is_not_applicable():
+def test_peft_adapter_is_not_applicable_for_transformers_and_native_for_peft():
     result = run_cli("scan", CHECKPOINTS / "peft-seq-cls", "--format", "json")
-    assert export_of(validated(json.loads(result.stdout)))["verdict"] == "not-applicable"
+    report = validated(json.loads(result.stdout))
+    assert export_of(report)["verdict"] == "not-applicable" and report["exports"]["peft"]["verdict"] == "native"
 
 
 def test_full_model_with_a_bottleneck_adapter_is_refused(tmp_path):

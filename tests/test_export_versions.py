@@ -100,8 +100,9 @@ def _python5() -> Path:
     return python
 
 
-def _load_all(folder: Path, jobs: list[dict]) -> dict[str, dict]:
-    """The loader in each environment, every job in one child process per environment."""
+def _load_all(folder: Path, jobs: list[dict], loader: Path = LOADER) -> dict[str, dict]:
+    """The loader in each environment, every job in one child process per environment (tests/test_peft_versions.py
+    runs its own loader this way)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "jobs.json").write_text(json.dumps(jobs))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_XDIST_WORKER")}
@@ -113,7 +114,7 @@ def _load_all(folder: Path, jobs: list[dict]) -> dict[str, dict]:
             out, log = folder / f"results-{environment}.json", folder / f"loader-{environment}.log"
             with open(log, "w") as stderr:  # a file, not a pipe: nothing blocks while the other child is waited for
                 children[environment] = (out, log, subprocess.Popen(
-                    [str(python), str(LOADER), str(folder / "jobs.json"), str(out)], env=env, cwd=folder,
+                    [str(python), str(loader), str(folder / "jobs.json"), str(out)], env=env, cwd=folder,
                     stdout=stderr, stderr=subprocess.STDOUT))
         for out, log, child in children.values():
             child.wait(timeout=LOADER_TIMEOUT)
@@ -206,19 +207,26 @@ def exports(tmp_path_factory):
         pytest.skip(NOT_AVAILABLE)
 
     def compute(folder: Path) -> dict:
-        migrations, jobs = {}, []
-        for case in CASES:
-            wanted = spec(case)
-            out = folder / case
-            args = [*wanted["migrate_args"], *(["--base", FIXTURES / wanted["base"]] if wanted["base"] else [])]
-            done = run_cli("migrate", FIXTURES / wanted["source"], *args, "--out", out)
-            migrations[case] = {"returncode": done.returncode, "output": (done.stdout + done.stderr)[-3000:]}
-            if done.returncode == 0:
-                migrations[case]["config"] = json.loads((out / "config.json").read_text())
-                jobs.append(_job(case, out, case))
+        migrations = migrate_each(folder, {case: [
+            FIXTURES / spec(case)["source"], *spec(case)["migrate_args"],
+            *(["--base", FIXTURES / spec(case)["base"]] if spec(case)["base"] else [])] for case in CASES},
+            "config.json")
+        jobs = [_job(case, folder / case, case) for case in CASES if migrations[case]["returncode"] == 0]
         return {"migrations": migrations, **_load_all(folder, jobs)}
 
     return _shared(tmp_path_factory, "exports", compute)
+
+
+def migrate_each(folder: Path, commands: dict[str, list], written: str) -> dict[str, dict]:
+    """`headcheck migrate ARGS --out folder/CASE` for each case: its return code, the output's tail and, when it
+    succeeded, the JSON file `written` it wrote ("config")."""
+    migrations = {}
+    for case, args in commands.items():
+        done = run_cli("migrate", *args, "--out", folder / case)
+        migrations[case] = {"returncode": done.returncode, "output": (done.stdout + done.stderr)[-3000:]}
+        if done.returncode == 0:
+            migrations[case]["config"] = json.loads((folder / case / written).read_text())
+    return migrations
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -246,23 +254,27 @@ def test_export_loads_with_the_adapters_outputs(exports, case, environment):
 
 @pytest.mark.slow
 def test_the_export_fixtures_are_what_make_exports_writes(tmp_path):
-    """make_exports.py run again writes the committed checkpoints byte for byte; the recorded outputs equal up to
-    float rounding (1e-6: another CPU's kernels may differ in the last bits, a changed weight moves them by 1e-2)."""
-    done = subprocess.run([sys.executable, str(FIXTURES / "make_exports.py"), "--out", str(tmp_path)],
+    assert_regenerated(FIXTURES, FIXTURES / "make_exports.py", tmp_path)
+
+
+def assert_regenerated(fixtures: Path, generator: Path, out: Path) -> None:
+    """The generator run again writes the committed checkpoints byte for byte; the recorded outputs equal up to float
+    rounding (1e-6: another CPU's kernels may differ in the last bits, a changed weight moves them by 1e-2)."""
+    done = subprocess.run([sys.executable, str(generator), "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
-    committed = sorted(p.relative_to(FIXTURES) for p in FIXTURES.rglob("*")
-                       if p.is_file() and p.name not in ("make_exports.py", "README.md") and "__pycache__" not in p.parts)
-    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    committed = sorted(p.relative_to(fixtures) for p in fixtures.rglob("*")
+                       if p.is_file() and p.name not in (generator.name, "README.md") and "__pycache__" not in p.parts)
+    written = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     assert written == committed
     for name in committed:
         if name.name.endswith(".expected.json"):
-            old, new = (json.loads((root / name).read_text()) for root in (FIXTURES, tmp_path))
+            old, new = (json.loads((root / name).read_text()) for root in (fixtures, out))
             assert new["inputs"] == old["inputs"] and new["outputs"].keys() == old["outputs"].keys(), name
             for field, record in old["outputs"].items():
                 assert _close(new["outputs"][field]["data"], record["data"], 1e-6), (name, field)
         else:
-            assert (tmp_path / name).read_bytes() == (FIXTURES / name).read_bytes(), name
+            assert (out / name).read_bytes() == (fixtures / name).read_bytes(), name
 
 
 def _close(a, b, atol: float) -> bool:

@@ -236,3 +236,20 @@ def test_a_sharded_hub_base_gives_the_export_of_the_same_local_folder(hub, tmp_p
     assert again.returncode == 0, again.stderr
     assert files_of(tmp_path / "from-hub") == files_of(tmp_path / "from-folder")
     assert "model.safetensors.index.json" in files_of(tmp_path / "from-hub")
+
+
+def test_a_peft_export_onto_a_hub_base(hub, tmp_path):
+    """--to peft reads the same base (its tensor headers, to check the adapter fits): from the Hub, the adapter is
+    the one written against the local folder, and base_model_name_or_path names the Hub id."""
+    served_base(hub, tmp_path)
+    done = cli(hub, tmp_path, "migrate", adapter_naming(tmp_path, "org/base"), "--to", "peft",
+               "--out", tmp_path / "from-hub")
+    assert done.returncode == 0, done.stderr
+    again = local("migrate", ADAPTER, "--to", "peft", "--base", BASE, "--out", tmp_path / "from-folder")
+    assert again.returncode == 0, again.stderr
+    hub_files, local_files = files_of(tmp_path / "from-hub"), files_of(tmp_path / "from-folder")
+    assert hub_files["adapter_model.safetensors"] == local_files["adapter_model.safetensors"]
+    config = json.loads(hub_files["adapter_config.json"])
+    assert config["base_model_name_or_path"] == "org/base"
+    assert {**config, "base_model_name_or_path": None} == {**json.loads(local_files["adapter_config.json"]),
+                                                          "base_model_name_or_path": None}

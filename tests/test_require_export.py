@@ -54,3 +54,17 @@ def test_hooks_refuse_the_push(repo):  # noqa: F811
     assert done.returncode == ExitCode.FINDINGS and "HC147" in done.stdout, done.stdout
     run = repo.headcheck("hook", "run", "--ref", configured, check=False)
     assert run.returncode == ExitCode.FINDINGS and "HC147" in run.stdout, run.stdout
+
+
+def test_scan_requires_a_peft_export_where_asked():
+    """--require-export peft (issue 19): an adapter method PEFT computes differently is an error; an exportable
+    adapter folder and a PEFT adapter pass, and so does a checkpoint without an adapter (not-applicable)."""
+    peft_fixtures = CHECKPOINTS.parent / "peft"
+    refused = run_cli("scan", peft_fixtures / "refused" / "prefix", "--require-export", "peft", "--format", "json")
+    assert refused.returncode == ExitCode.FINDINGS, refused.stderr
+    (required,) = [f for f in validated(json.loads(refused.stdout))["findings"] if f["rule"] == "HC147"]
+    assert "requires an export to peft" in required["message"] and "HC150" in required["message"]
+    for passing in (peft_fixtures / "bert-lora-seqcls", STATIC):
+        assert run_cli("scan", passing, "--require-export", "peft").returncode == ExitCode.OK, passing
+    native = run_cli("scan", CHECKPOINTS / "peft-seq-cls", "--require-export", "peft")  # not-convertible (HC118) itself
+    assert "peft: native" in native.stdout and "HC147" not in native.stdout, native.stdout

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from ..model import EXPORT_TARGETS
 from ..errors import ConfigError
 from ..exitcodes import ExitCode
 from ..read.json_text import dump_json
@@ -32,7 +33,7 @@ def config_options(command):
                           "(on disk; in the hooks, in the commit judged)."),
         click.option("--no-config", is_flag=True,
                      help="Use no configuration file (--ignore still applies)."),
-        click.option("--require-export", "require_export", multiple=True, type=click.Choice(["transformers"]),
+        click.option("--require-export", "require_export", multiple=True, type=click.Choice(EXPORT_TARGETS),
                      help="Every checkpoint must be exportable to this target (exports.<target> in the report): a "
                           "not-exportable one gets the error finding HC147. Adds to the configuration's "
                           "require-export."),

@@ -9,6 +9,7 @@ import click
 
 from ..version import __version__
 from ..judge import ruledata
+from ..model import EXPORT_TARGETS
 from ..errors import ConfigError, InputError, NothingScannedError, PublishRefusedError
 from ..read.base_model import BaseModelNameError, base_location
 from ..read.local import names_hub_repo
@@ -199,10 +200,10 @@ def _append_summary(summary: Path | None, reports) -> None:
 @click.option("--verify", is_flag=True, help="Before writing --out, load original and result with transformers/adapters "
               "and compare outputs and loss; a difference above tolerance writes nothing (needs the 'verify' extra).")
 @click.option("--base", metavar="DIR|ORG/NAME",
-              help="Base model of an adapter folder, for --verify and for --to transformers: a local folder or a Hub "
-                   "repository (default: adapter_config.json's model_name, a folder if one is there, else a Hub id). "
-                   "From the Hub, --to transformers fetches config.json and the weights into the HF cache "
-                   "(HF_HUB_OFFLINE=1: from the cache alone).")
+              help="Base model of an adapter folder, for --verify and for --to transformers or peft: a local folder "
+                   "or a Hub repository (default: adapter_config.json's model_name, a folder if one is there, else "
+                   "a Hub id). From the Hub, --to transformers and peft fetch config.json and the weights into the "
+                   "HF cache (HF_HUB_OFFLINE=1: from the cache alone).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: the result for scripts (output folder, renames, tensors checked, verify figures).")
 @click.option("-v", "--verbose", is_flag=True, help="Print the whole plan, not only its counts.")
@@ -215,16 +216,18 @@ def _append_summary(summary: Path | None, reports) -> None:
 @click.option("--push-to", metavar="ORG/NAME", help="Hub SOURCE: create this repository and commit the migrated "
               "checkpoint to it.")
 @click.option("--private", is_flag=True, help="With --push-to: create the repository private.")
-@click.option("--to", "to", type=click.Choice(["flex", "transformers"]), default="flex", show_default=True,
+@click.option("--to", "to", type=click.Choice(["flex", *EXPORT_TARGETS]), default="flex", show_default=True,
               help="flex: into adapters' flex-head layout; transformers: out of adapters, as transformers' own "
-                   "class (exports.transformers in the scan report says whether it can).")
+                   "class; peft: an adapter folder as a PEFT adapter for its base model (exports.transformers and "
+                   "exports.peft in the scan report say whether each can).")
 @click.option("--head", "head", metavar="NAME", help="--to transformers: the head to export where the model has several.")
 @click.option("--adapter", "adapter", metavar="NAME",
               help="--to transformers: the adapter to merge where the model carries several.")
 def migrate(source: str, out: Path | None, head_name, head_type, num_choices, force, dry_run, verify, base, fmt,
             verbose, quiet, revision, subfolder, token, create_pr, push_to, private, to, head, adapter) -> None:
     """Rewrite the checkpoint in SOURCE into the adapters flex-head layout, in --out (with --to transformers:
-    out of adapters, as the transformers class that computes the same outputs).
+    out of adapters, as the transformers class that computes the same outputs; with --to peft: an adapter
+    folder as a PEFT adapter that computes the same on its base model).
 
     \b
     SOURCE is a checkpoint folder or a Hub repository (org/name, org/name/subfolder, @revision).
@@ -234,8 +237,8 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
     complete and checked: every tensor's bytes are compared with the source and the result must
     scan as already-flex. A Hub SOURCE is scanned first (headers only) and downloaded only when it
     can be migrated; --create-pr then opens one pull request with the changed files (at most one per
-    scanned commit and target), --push-to creates a new repository. With --to transformers a Hub SOURCE
-    goes on only when its exports.transformers verdict is exportable.
+    scanned commit and target), --push-to creates a new repository. With --to transformers (or peft) a Hub
+    SOURCE goes on only when its exports verdict for that target is exportable.
     """
     from ..judge.export import ExportChoiceError
     from ..migration import run as migration
@@ -243,12 +246,11 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
     from ..render.migration import render_comparison, render_migration, render_migration_json
 
     options = dict(head_name=head_name, head_type=head_type, num_choices=num_choices)
-    if to == "transformers":
-        if head_name or head_type or num_choices:
-            raise click.UsageError("--head-name, --head-type and --num-choices apply to --to flex")
-        options = dict(to=to, head=head, adapter=adapter)
-    elif head or adapter:
+    if to != "flex" and (head_name or head_type or num_choices):
+        raise click.UsageError("--head-name, --head-type and --num-choices apply to --to flex")
+    if to != "transformers" and (head or adapter):
         raise click.UsageError("--head and --adapter apply to --to transformers")
+    options = dict(to=to, head=head, adapter=adapter) if to != "flex" else options
     hub_options = dict(revision=revision, subfolder=subfolder, token=token, create_pr=create_pr, push_to=push_to,
                        private=private)
     local = Path(source)
@@ -282,7 +284,7 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
             return
         source = local
         if dry_run:
-            report, plan = migration.prepare(source, **options, **({"base": base} if to == "transformers" else {}))
+            report, plan = migration.prepare(source, **options, **({"base": base} if to != "flex" else {}))
             click.echo(render_migration_json(report, plan, None) if fmt == "json" else render_migration(report, plan, None))
             return
         with (bar := progress_bar()) as on_bytes:
@@ -291,7 +293,7 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
                                        **options)
     except migration.NotExportableError as exc:
         click.echo(RENDERERS["text"](exc.report, color=use_color(sys.stderr)), err=True)
-        fail("not exported: exports.transformers is not-exportable; nothing written", ExitCode.FINDINGS)
+        fail(f"not exported: exports.{exc.target} is not-exportable; nothing written", ExitCode.FINDINGS)
     except (ExportChoiceError, BaseModelNameError) as exc:
         raise click.UsageError(str(exc)) from None
     except migration.NotConvertibleError as exc:

@@ -13,11 +13,12 @@ from ..errors import InputError, NothingScannedError
 from ..read.facts import Facts, build_facts, build_facts_from
 from .adapter import judge_adapter
 from .export import judge_transformers_export
+from .export_peft import judge_peft_export
 from .full_model import judge_model, model_type_of
 from .peft import judge_peft
 from .invertible import invertible_lm_head_findings
 from .judgement import Judgement, final_verdict, finding
-from ..model import Head, Kind, Layout, Report, Severity
+from ..model import EXPORT_TARGETS, Head, Kind, Layout, Report, Severity
 from ..read.local import names_hub_repo
 from .legacy_activations import legacy_activation_findings
 from .remote_code import remote_code_findings, side_config_findings
@@ -131,12 +132,14 @@ def scan_facts(facts: Facts, head_type: str | None = None, base_config: dict | N
         plan=plan if verdict.value == "convertible" else None,
         files=facts.files,
     )
-    return with_export(report, judge_transformers_export(facts, report))
+    report = with_export(report, judge_transformers_export(facts, report))
+    return with_export(report, judge_peft_export(facts, report))
 
 
 def with_export(report: Report, judged) -> Report:
-    """The report with its `exports.transformers` entry."""
-    return dataclasses.replace(report, exports=(judged.export,))
+    """The report with `judged`'s entry in `exports`, replacing its target's (targets in EXPORT_TARGETS order)."""
+    exports = {e.target: e for e in report.exports} | {judged.export.target: judged.export}
+    return dataclasses.replace(report, exports=tuple(exports[t] for t in EXPORT_TARGETS if t in exports))
 
 
 def _judge(facts: Facts, head_type: str | None) -> tuple[Kind, Layout, Judgement]:

@@ -112,7 +112,7 @@ def judge_transformers_export(facts: Facts, report: Report, head: str | None = N
         return _refused("HC142", "a flex model without a prediction head: headcheck has no proven export of "
                                  "the bare base model", config_file, "prediction_heads")
     name, cfg = next(iter(heads.items()))
-    judged = _judge_head(report.model_type, name, cfg, config_file)
+    judged = judge_head(report.model_type, name, cfg, config_file)
     if judged.plan is None:
         return judged
     merge = merging.merge
@@ -157,7 +157,7 @@ def _adapter_folder(facts: Facts, report: Report, head: str | None, adapter: str
                         hint=f"headcheck migrate {report.source} --out FLEX, then export FLEX")
     head_name = str(head_doc.get("name") or name)
     cfg = head_doc.get("config") if isinstance(head_doc.get("config"), dict) else {}
-    judged = _judge_head(report.model_type, head_name, cfg, head_file)
+    judged = judge_head(report.model_type, head_name, cfg, head_file)
     if judged.plan is None:
         return judged
     merge = merge_of(name, doc["config"])
@@ -167,7 +167,7 @@ def _adapter_folder(facts: Facts, report: Report, head: str | None, adapter: str
     return ExportJudgement(export, dataclasses.replace(judged.plan, merge=merge))
 
 
-def _judge_head(model_type: str | None, name: str, cfg: Mapping[str, Any], config_file: str) -> ExportJudgement:
+def judge_head(model_type: str | None, name: str, cfg: Mapping[str, Any], config_file: str) -> ExportJudgement:
     data = ruledata.exports()
     head_type = str(cfg.get("head_type") or "unknown")
     key = f"prediction_heads.{name}"

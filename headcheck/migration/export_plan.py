@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from ..judge import layouts, ruledata
 from ..judge.engine import scan_facts, with_export
-from ..judge.export import ExportChoiceError, ExportPlan, judge_transformers_export, refused
+from ..judge.export import TARGET, ExportChoiceError, ExportPlan, judge_transformers_export, refused
 from ..judge.judgement import finding
 from ..model import ExportVerdict, Finding, Kind, Layout, Report
 from ..read.base_model import BaseModel, base_model
@@ -47,7 +47,7 @@ def _all_zero(root: Path, info: TensorInfo) -> bool:
     return not any(any(chunk) for chunk in tensor_chunks(root, info))
 
 
-def _head_target(rest: str, plan: ExportPlan) -> str:
+def head_target(rest: str, plan: ExportPlan) -> str:
     """`4.weight` below heads.<name>. -> the static class's name of that parameter."""
     index, _, param = rest.partition(".")
     module = plan.layer_modules.get(int(index)) if index.isdigit() else None
@@ -61,7 +61,7 @@ def _head_target(rest: str, plan: ExportPlan) -> str:
     return f"{module}.{param}"
 
 
-def _adapter_part(name: str) -> tuple[str, str, str] | None:
+def adapter_part(name: str) -> tuple[str, str, str] | None:
     """`x.query.loras.task.lora_A` -> ("x.query", "task", "lora_A"); None for a tensor of no adapter module.
     Other adapter modules (bottleneck, prefix, fusion, ...) give ("", "", module)."""
     parts = name.split(".")
@@ -75,8 +75,8 @@ def _adapter_part(name: str) -> tuple[str, str, str] | None:
 
 def _fate(name: str, plan: ExportPlan, base_prefixes: set[str], others: tuple[str, ...]) -> tuple[str | None, str | None]:
     """(target, None) for a tensor that is written, (None, why) for one left out."""
-    if adapter_part := _adapter_part(name):
-        module, adapter, _ = adapter_part
+    if part := adapter_part(name):
+        module, adapter, _ = part
         if plan.merge is not None and adapter == plan.merge.adapter:
             return None, ("VeRA's shared matrices, merged into every adapted layer" if ".shared_parameters." in name
                           else f"merged into {module}")
@@ -85,7 +85,7 @@ def _fate(name: str, plan: ExportPlan, base_prefixes: set[str], others: tuple[st
         raise MigrationError(f"{name}: an adapter tensor the export has no merge for")
     head_prefix = f"heads.{plan.head_name}."
     if name.startswith(head_prefix):
-        return _head_target(name[len(head_prefix):], plan), None
+        return head_target(name[len(head_prefix):], plan), None
     if name.startswith("heads."):
         return None, "another head: the export holds the chosen one"
     if plan.pooler_dense and name.startswith(plan.pooler_dense + "."):
@@ -115,7 +115,7 @@ def _merged(tensors: Mapping[str, TensorInfo], plan: ExportPlan, model_type: str
     layout = ruledata.exports()["lora_layouts"].get(model_type, {"transposed": False, "fused": {}})
     merged = {}
     for name in tensors:
-        part = _adapter_part(name)
+        part = adapter_part(name)
         if not part or part[1] != merge.adapter or part[2] != ("vera_B" if merge.kind == "vera" else "lora_B"):
             continue
         module = part[0]
@@ -175,7 +175,7 @@ def _scaled_head(tensors: Mapping[str, TensorInfo], plan: ExportPlan) -> dict[st
         return {}
     rest = f"{min(plan.layer_modules)}.weight"
     name = f"heads.{plan.head_name}.{rest}"
-    return {name: MergedTensor(_head_target(rest, plan), tensors[name], "scale", plan.input_scale, None, None)}
+    return {name: MergedTensor(head_target(rest, plan), tensors[name], "scale", plan.input_scale, None, None)}
 
 
 def plan_transformers_export(facts: Facts, plan: ExportPlan, others: tuple[str, ...] = ()) -> Migration:
@@ -258,7 +258,8 @@ def _export(tensors: Mapping[str, TensorInfo], weight_files: tuple[str, ...], co
                     for name in sorted({*moves, *computed}))
     return Migration(Kind.FULL_MODEL, outputs, tuple(dropped), tuple(dict.fromkeys(replaced)),
                      {"config.json": export_config(config, plan)}, SAFE_INDEX if sharded else None,
-                     export=plan.architecture, removed_keys=tuple(k for k in ADAPTERS_KEYS if k in config))
+                     export=plan.architecture, removed_keys=tuple(k for k in ADAPTERS_KEYS if k in config),
+                     target=TARGET)
 
 
 def _zero_output_bias(plan: ExportPlan, config: Mapping[str, Any],
@@ -291,7 +292,7 @@ def prepare_export(facts: Facts, *, head: str | None = None, adapter: str | None
     judged = judge_transformers_export(facts, report, head, adapter)
     report = with_export(report, judged)
     if judged.export.verdict is ExportVerdict.NATIVE:
-        return report, Migration(report.kind, (), (), (), {}, None, export=judged.export.architecture)
+        return report, Migration(report.kind, (), (), (), {}, None, export=judged.export.architecture, target=TARGET)
     if judged.plan is None:
         return report, None
     if judged.adapter_choices and adapter is None:
@@ -317,4 +318,3 @@ def export_rescan_problem(rescan: Report, architecture: str) -> str | None:
         return None
     return (f"the exported checkpoint scans as {rescan.layout.value} ({rescan.head.architecture}), not as "
             f"{architecture} loadable by transformers as it is; nothing written")
-

@@ -74,6 +74,20 @@ class MergedTensor:
     # VeRA's trained vera_B [out, out] and vera_D [r, r] (adapters starts them diagonal, training fills them)
     vera: tuple[TensorInfo, TensorInfo] | None = None
 
+    @property
+    def summary(self) -> str:
+        what = {"lora": "LoRA merged in", "vera": "VeRA merged in", "ia3": "(IA)^3 scaling folded in",
+                "scale": f"times {self.scaling:.6g}"}[self.kind]
+        return f"{self.base.name}, {what}"
+
+    @property
+    def dtype(self) -> str:  # stored back in the base's dtype
+        return self.base.dtype
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.base.shape
+
     def compute(self, root: Path):
         """The merged tensor's bytes, as a buffer (a numpy array's). Copies held at once: the base weight (widened to
         float32, merged in place), the adapter's product (LoRA) and, for a 16-bit dtype, the narrowed result."""

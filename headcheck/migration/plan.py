@@ -56,7 +56,9 @@ class OutputFile:
     name: str
     moves: tuple[TensorMove, ...]
     added: tuple[AddedTensor, ...] = ()
-    computed: tuple[Any, ...] = ()  # merge.MergedTensor: bytes computed from several source tensors (exports)
+    # bytes computed from source tensors (exports): each has target, dtype, shape and chunks(root) (merge.MergedTensor,
+    # peft_tensors.BlockLoraB)
+    computed: tuple[Any, ...] = ()
 
     @property
     def is_pickle(self) -> bool:
@@ -73,12 +75,13 @@ class Migration:
     configs: Mapping[str, dict[str, Any]]  # file name -> new JSON content
     index_file: str | None  # regenerated shard index name, when sharded
     duplicates: tuple[Duplicate, ...] = ()  # dropped tensors that must equal a placed one
-    export: str | None = None  # the transformers class an export out of adapters declares (None: into flex)
+    export: str | None = None  # the transformers class an export out of adapters declares, or loads onto (peft)
     # the folder tensors' files are relative to and the other files are copied from, when not the source: an
     # adapter folder's export is its base model's folder (the adapter's own files named relative to it)
     root: Any = None
     base: Any = None  # read.base_model.BaseModel an adapter folder's export is built on (its name, Hub commit)
     removed_keys: tuple[str, ...] = ()  # config.json keys an export leaves out (those only adapters reads)
+    target: str = "flex"  # what migrate writes: "flex" (into adapters), or an export target (EXPORT_TARGETS)
 
 
 def _flex_head_config(report: Report) -> dict[str, Any]:

@@ -18,12 +18,13 @@ from typing import Any, Callable
 
 from ..errors import InputError
 from ..judge.engine import scan_facts, scan_path
-from ..model import Report, Verdict
+from ..model import EXPORT_TARGETS, Report, Verdict
 from ..read.facts import build_facts
 from ..read.json_text import dump_json
 from ..read.pickle_index import read_pickle_index
 from ..read.safetensors_header import nbytes, read_safetensors_index
 from .export_plan import export_rescan_problem, prepare_export
+from .peft_plan import peft_rescan_problem, prepare_peft_export
 from .plan import Migration, MigrationError, plan_for
 from .safetensors_writer import WRITERS, PendingTensor, write_safetensors
 from .tensor_bytes import digest_of, file_chunks, tensor_chunks, zero_chunks
@@ -31,17 +32,17 @@ from .torch_zip_writer import write_torch_zip
 
 
 class NotConvertibleError(Exception):
-    def __init__(self, report: Report):
+    def __init__(self, report: Report, message: str | None = None):
         self.report = report
-        super().__init__(f"{report.source}: verdict {report.verdict.value}; nothing written")
+        super().__init__(message or f"{report.source}: verdict {report.verdict.value}; nothing written")
 
 
 class NotExportableError(NotConvertibleError):
-    """`--to transformers` of a checkpoint whose exports.transformers verdict is not-exportable."""
+    """`migrate --to TARGET` of a checkpoint whose exports verdict for that target is not-exportable."""
 
-    def __init__(self, report: Report):
-        self.report = report
-        Exception.__init__(self, f"{report.source}: not exportable to transformers; nothing written")
+    def __init__(self, report: Report, target: str = "transformers"):
+        self.target = target
+        super().__init__(report, f"{report.source}: not exportable to {target}; nothing written")
 
 
 class OutputExistsError(Exception):
@@ -92,10 +93,11 @@ def prepare(source: Path, *, head_name: str | None = None, head_type: str | None
     `to="transformers"`: NotExportableError unless exportable or native; an adapter folder's `base`, a folder or
     a Hub repository id, is fetched then, `token` reading a private one)."""
     facts = build_facts(source)  # read once: the plan needs the same facts the verdict came from
-    if to == "transformers":
-        report, migration = prepare_export(facts, head=head, adapter=adapter, base=base, token=token)
+    if to in EXPORT_TARGETS:
+        report, migration = (prepare_export(facts, head=head, adapter=adapter, base=base, token=token)
+                             if to == "transformers" else prepare_peft_export(facts, base=base, token=token))
         if migration is None:
-            raise NotExportableError(report)
+            raise NotExportableError(report, to)
         return report, migration
     report = scan_facts(facts, head_type)
     if report.verdict is Verdict.ALREADY_FLEX:  # nothing to rewrite: the output is a checked copy
@@ -128,6 +130,9 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
         replaced = sum(1 for _ in out.iterdir()) if out.exists() else 0
         if replaced and not force:
             raise OutputExistsError(f"{out} exists and is not empty (use --force to replace it)")
+        if verify and to == "peft":  # raised before anything is read or written
+            raise VerifyUnavailableError("--verify compares with transformers or adapters (--to flex, transformers); "
+                                         "PEFT exports are proven by headcheck's tests (README: As a PEFT adapter)")
         compare = _verifier("compare_export" if to == "transformers" else "compare") if verify else None
         report, migration = prepare(source, head_name=head_name, head_type=head_type, num_choices=num_choices,
                                     to=to, head=head, adapter=adapter, base=base, token=token)
@@ -152,8 +157,10 @@ def _run(source, out, report, migration, checks, comparisons, replaced, on_bytes
         checked = _check_bytes(tmp, migration, digests) + _check_duplicates(root, migration)
         files_checked = _check_copies(root, tmp, copied)
         rescan = scan_path(tmp)
-        if migration.export is not None:
-            if problem := export_rescan_problem(rescan, migration.export):
+        if migration.target != "flex":
+            problem = (export_rescan_problem(rescan, migration.export) if migration.target == "transformers"
+                       else peft_rescan_problem(rescan))
+            if problem:
                 raise MigrationError(problem)
         elif rescan.verdict is not Verdict.ALREADY_FLEX:
             raise MigrationError(f"the rewritten checkpoint scans as {rescan.verdict.value}, not already-flex: "
@@ -262,8 +269,7 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tupl
             pending.append(PendingTensor(added.target, added.dtype, added.shape, length,
                                          functools.partial(zero_chunks, length)))
         for merged in output.computed:  # the digest is of the computed bytes, which the byte check compares
-            pending.append(PendingTensor(merged.target, merged.base.dtype, merged.base.shape,
-                                         nbytes(merged.base.dtype, merged.base.shape),
+            pending.append(PendingTensor(merged.target, merged.dtype, merged.shape, nbytes(merged.dtype, merged.shape),
                                          functools.partial(merged.chunks, source)))
         write = write_torch_zip if output.is_pickle else write_safetensors
         written = write(tmp / output.name, pending, on_bytes)
@@ -331,7 +337,7 @@ def _check_bytes(tmp: Path, migration: Migration, digests: dict[tuple[str, str],
             written = read_pickle_index(path, output.name) if output.is_pickle else read_safetensors_index(path, output.name)[0]
             planned = {m.target: (m.source.dtype, m.shape) for m in output.moves}
             planned.update((a.target, (a.dtype, a.shape)) for a in output.added)
-            planned.update((c.target, (c.base.dtype, c.base.shape)) for c in output.computed)
+            planned.update((c.target, (c.dtype, c.shape)) for c in output.computed)
             if {name: (info.dtype, info.shape) for name, info in written.items()} != planned:
                 raise MigrationError(f"{output.name}: written tensors differ from the plan (names, dtypes or shapes)")
 

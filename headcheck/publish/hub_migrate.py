@@ -27,7 +27,7 @@ class HubMigration:
 
     @property
     def to(self) -> str:
-        return "flex" if self.result.migration.export is None else "transformers"
+        return self.result.migration.target
 
 
 def open_repo(target: str, *, revision: str | None = None, token: str | None = None, subfolder: str | None = None,

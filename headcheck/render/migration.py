@@ -19,15 +19,18 @@ def render_migration(report, migration, result, *, verbose: bool = False, writte
     then, for a real run, the verify figures and what was written (`written_to`: how to name the output
     folder, default its path)."""
     target = report.plan.adapter_model_class if report.plan else "already flex: a checked copy, nothing rewritten"
-    if migration.export is not None:
+    if migration.target == "peft":
+        target = f"a PEFT adapter of {migration.export}"
+    elif migration.target == "transformers":
         target = (f"{migration.export} (plain transformers)" if migration.outputs
                   else f"already {migration.export}: a checked copy, nothing rewritten")
     problem = f", {report.head.problem_type}" if report.head.problem_type == "regression" else ""
-    lines = [f"{report.source}: {report.head.type} head{problem} ({report.head.architecture}) -> {target}"]
+    head = "no head" if report.head.type == "none" else f"{report.head.type} head{problem}"
+    lines = [f"{report.source}: {head} ({report.head.architecture}) -> {target}"]
     if migration.base is not None:
         lines.append(f"  on base model {_base_text(migration.base)}")
     set_keys = tuple(c.key for c in report.plan.config_changes) if report.plan else ()
-    set_keys += EXPORT_KEYS if migration.export is not None else ()
+    set_keys += EXPORT_KEYS if migration.target == "transformers" else ()
     lines += _plan_lines(migration, set_keys) if result is None or verbose else [f"  {_counts(migration)}"]
     if result is None:
         lines.append("dry run: nothing written")
@@ -39,8 +42,9 @@ def render_migration(report, migration, result, *, verbose: bool = False, writte
     checked = [f"{result.tensors_checked} tensors"] if migration.outputs else []
     checked += [f"{result.files_checked} copied file{'s' if result.files_checked != 1 else ''}"] if result.files_checked else []
     rescan = result.rescan.verdict.value
-    if migration.export is not None:  # an export is judged by where it runs: transformers, as it is
-        rescan = f"{result.rescan.exports[0].verdict.value} {result.rescan.exports[0].architecture}"
+    if migration.target != "flex":  # an export is judged by where it runs: transformers (or PEFT), as it is
+        export = result.rescan.export(migration.target)
+        rescan = f"{migration.target} {export.verdict.value}" + (f" {export.architecture}" if export.architecture else "")
     lines.append(f"wrote {written_to or result.out}: {' and '.join(checked) or 'nothing'} byte-checked against the "
                  f"source, rescan: {rescan}")
     return "\n".join(lines)
@@ -65,16 +69,17 @@ def migration_dict(report, migration, result) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "source": report.source,
         "verdict": report.verdict.value,
-        "to": "flex" if migration.export is None else "transformers",
-        "architecture": migration.export,  # the transformers class an export declares (null into flex)
+        "to": migration.target,
+        "architecture": migration.export,  # the transformers class an export declares or loads onto (null into flex)
         "out": str(result.out) if result is not None else None,
         "adapter_model_class": report.plan.adapter_model_class if report.plan else None,
         "head_name": report.plan.head_name if report.plan else report.head.name,
         "tensors_checked": result.tensors_checked if result is not None else 0,
         "files_checked": result.files_checked if result is not None else 0,
         "rescan_verdict": result.rescan.verdict.value if result is not None else None,
-        "rescan_export": (result.rescan.exports[0].to_dict() if result is not None and result.rescan.exports
-                          else None),
+        # the written checkpoint's export verdict for the target (a flex result: its way to transformers)
+        "rescan_export": (result.rescan.export("transformers" if migration.target == "flex" else migration.target)
+                          .to_dict() if result is not None and result.rescan.exports else None),
         "renames": [{"file": o.name, "source": m.source.name, "target": m.target}
                     for o in migration.outputs for m in o.moves if m.target != m.source.name],
         "copies": [{"file": o.name, "source": m.source.name, "target": m.target}
@@ -84,6 +89,8 @@ def migration_dict(report, migration, result) -> dict[str, Any]:
         "kept": sum(m.target == m.source.name for o in migration.outputs for m in o.moves),
         "added": [{"file": o.name, "target": a.target, "shape": list(a.shape), "reason": a.reason}
                   for o in migration.outputs for a in o.added],
+        "computed": [{"file": o.name, "target": c.target, "shape": list(c.shape), "from": c.summary}
+                     for o in migration.outputs for c in o.computed],
         "dropped": [{"tensor": name, "reason": why} for name, why in migration.dropped],
         "configs": sorted(migration.configs),
         # an adapter folder's export: the base model it was built on (a Hub base: its commit, and the folder of
@@ -130,10 +137,14 @@ def _plan_lines(migration, set_keys: tuple[str, ...] = ()) -> list[str]:
             lines.append(f"    keep   {kept} tensors under their names")
         for added in output.added:
             lines.append(f"    add    {added.target} {list(added.shape)} zeros ({added.reason})")
+        for computed in output.computed:
+            lines.append(f"    compute {computed.target} {list(computed.shape)} ({computed.summary})")
     for name, why in migration.dropped:
         lines.append(f"  drop   {name} ({why})")
     for name, content in migration.configs.items():
-        shown = {k: content[k] for k in (*CHANGED_KEYS, *set_keys) if k in content}
+        # a PEFT export's adapter_config.json is new as a whole; the other configs keep most of their keys
+        shown = dict(content) if migration.target == "peft" else {
+            k: content[k] for k in (*CHANGED_KEYS, *set_keys) if k in content}
         hidden = len(content) - len(shown)
         lines.append(f"  write  {name}" + (f" (the keys migrate sets; {hidden} other keys kept as they were):"
                                            if hidden else ":"))

@@ -72,12 +72,15 @@ def render_text(report: Report, color: bool = False) -> str:
 
 def _export_line(export: Export) -> str:
     """`export    transformers: exportable as BertForSequenceClassification (head 'sst')`: one line per target,
-    then each reason it is refused."""
+    then each reason it is refused. A PEFT export is an adapter loaded onto the class, not the class itself."""
     line = f"  export    {export.target}: {export.verdict.value}"
+    peft = export.target == "peft"
     if export.architecture:
-        line += f" as {export.architecture}" if export.verdict is ExportVerdict.EXPORTABLE else f" ({export.architecture})"
-    if export.head_name:
-        line += f" (head {export.head_name!r}" + (f", adapter {export.adapter!r} merged)" if export.adapter else ")")
+        line += (f" {'onto' if peft else 'as'} {export.architecture}" if export.verdict is ExportVerdict.EXPORTABLE
+                 else f" ({export.architecture})")
+    parts = [f"head {export.head_name!r}"] if export.head_name else []
+    parts += [f"adapter {export.adapter!r}" + ("" if peft else " merged")] if export.adapter else []
+    line += f" ({', '.join(parts)})" if parts else ""
     reasons = [f"            {f.rule}: {f.message}" for f in export.findings]
     reasons += [f"            - {note}" for note in export.notes]
     return "\n".join([line, *reasons])
