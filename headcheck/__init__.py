@@ -28,7 +28,8 @@ __all__ = [
     "Suppression", "ConfigError", "PublishRefusedError",
     "MigrateResult", "Migration", "InputError", "NothingScannedError", "UnsafePickleError", "NotConvertibleError",
     "OutputExistsError", "OutputBusyError", "OutputWriteError", "MigrationError", "VerifyFailedError",
-    "VerifyUnavailableError", "NotExportableError", "ExportChoiceError", "Export", "ExportVerdict", "__version__",
+    "VerifyUnavailableError", "NotExportableError", "ExportChoiceError", "BaseModelNameError", "Export", "ExportVerdict",
+    "__version__",
 ]
 
 # public name -> module that defines it, imported when first asked for (PEP 562)
@@ -36,6 +37,7 @@ _LAZY = {
     **dict.fromkeys(["Report", "Finding", "Head", "Plan", "Rename", "Severity", "Verdict", "Kind", "Layout",
                      "Suppression", "Export", "ExportVerdict"], "headcheck.model"),
     "ExportChoiceError": "headcheck.judge.export",
+    "BaseModelNameError": "headcheck.read.base_model",
     **dict.fromkeys(["InputError", "NothingScannedError", "UnsafePickleError", "ConfigError", "PublishRefusedError"],
                     "headcheck.errors"),
     **dict.fromkeys(["MigrateResult", "NotConvertibleError", "OutputExistsError", "OutputBusyError",
@@ -60,11 +62,13 @@ def scan(target: str | PathLike, *, head_type: str | None = None, revision: str 
 def migrate(source: str | PathLike, out: str | PathLike, *, head_name: str | None = None,
             head_type: str | None = None, num_choices: int | None = None, force: bool = False,
             verify: bool = False, base: str | PathLike | None = None, to: str = "flex", head: str | None = None,
-            adapter: str | None = None) -> MigrateResult:
+            adapter: str | None = None, token: str | None = None) -> MigrateResult:
     """Rewrite a convertible local checkpoint into the adapters flex-head layout in `out`; with
     `to="transformers"`, an exportable one out of adapters, as the transformers class its scan names in
     `exports.transformers` (`head` / `adapter` choose where it carries several; NotExportableError when it is
-    not exportable, ExportChoiceError when a choice is missing or names nothing).
+    not exportable, ExportChoiceError when a choice is missing or names nothing). An adapter folder's `base` is a
+    folder or a Hub repository id (default: adapter_config.json's model_name), fetched into the HF cache with
+    `token` (default: HF_TOKEN or the stored login); BaseModelNameError when it names neither.
 
     Every tensor's bytes are checked and the result must scan as already-flex before `out` appears;
     `verify=True` also compares outputs and loss with transformers/adapters (the 'verify' extra).
@@ -78,7 +82,7 @@ def migrate(source: str | PathLike, out: str | PathLike, *, head_name: str | Non
 
     return run_migration(Path(source), Path(out), head_name=head_name, head_type=head_type,
                          num_choices=num_choices, force=force, verify=verify, base=base, to=to, head=head,
-                         adapter=adapter)
+                         adapter=adapter, token=token)
 
 
 def __getattr__(name: str):

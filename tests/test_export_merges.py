@@ -156,8 +156,10 @@ def test_adapter_folder_exports_onto_its_base_model(tmp_path):
     shutil.copytree(tmp_path / "folder", tmp_path / "hub-named")
     adapter_config = json.loads((tmp_path / "hub-named" / "adapter_config.json").read_text())
     (tmp_path / "hub-named" / "adapter_config.json").write_text(json.dumps({**adapter_config, "model_name": "org/base"}))
-    no_base = run_cli("migrate", tmp_path / "hub-named", "--to", "transformers", "--out", tmp_path / "none")
-    assert no_base.returncode == 4 and "--base DIR (org/base is no local folder)" in no_base.stderr
+    no_base = run_cli("migrate", tmp_path / "hub-named", "--to", "transformers", "--out", tmp_path / "none",
+                      env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "empty-cache")})
+    # model_name is a Hub id, not in the cache (tests/test_hub_base.py: a Hub base found)
+    assert no_base.returncode == 2 and "base model org/base: no config.json in the local cache" in no_base.stderr
     assert not (tmp_path / "none").exists()
     done = run_cli("migrate", tmp_path / "folder", "--to", "transformers", "--base", tmp_path / "base",
                    "--out", tmp_path / "out", "--verify", "--format", "json")

@@ -11,6 +11,7 @@ from ..version import __version__
 from ..judge import ruledata
 from ..model import EXPORT_TARGETS
 from ..errors import ConfigError, InputError, NothingScannedError, PublishRefusedError
+from ..read.base_model import BaseModelNameError, base_location
 from ..read.local import names_hub_repo
 from ..exitcodes import ExitCode
 from ..render import RENDERERS, render
@@ -198,9 +199,11 @@ def _append_summary(summary: Path | None, reports) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the plan (renames, dropped and added tensors, new config) and write nothing.")
 @click.option("--verify", is_flag=True, help="Before writing --out, load original and result with transformers/adapters "
               "and compare outputs and loss; a difference above tolerance writes nothing (needs the 'verify' extra).")
-@click.option("--base", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              help="Base model folder of an adapter folder, for --verify and for --to transformers or peft (default: "
-                   "adapter_config.json's model_name).")
+@click.option("--base", metavar="DIR|ORG/NAME",
+              help="Base model of an adapter folder, for --verify and for --to transformers or peft: a local folder "
+                   "or a Hub repository (default: adapter_config.json's model_name, a folder if one is there, else "
+                   "a Hub id). From the Hub, --to transformers and peft fetch config.json and the weights into the "
+                   "HF cache (HF_HUB_OFFLINE=1: from the cache alone).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: the result for scripts (output folder, renames, tensors checked, verify figures).")
 @click.option("-v", "--verbose", is_flag=True, help="Print the whole plan, not only its counts.")
@@ -263,6 +266,11 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
         if not is_folder:
             raise click.BadParameter(f"{source}: no such folder (a Hub repository is org/name)",
                                      param_hint="'SOURCE'")
+    if base is not None:
+        try:
+            base_location(base)
+        except BaseModelNameError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--base'") from None
     if create_pr and push_to:
         raise click.UsageError("--create-pr and --push-to: choose one")
     if out is None and not (hub_source and (create_pr or push_to or dry_run)):
@@ -286,7 +294,7 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
     except migration.NotExportableError as exc:
         click.echo(RENDERERS["text"](exc.report, color=use_color(sys.stderr)), err=True)
         fail(f"not exported: exports.{exc.target} is not-exportable; nothing written", ExitCode.FINDINGS)
-    except ExportChoiceError as exc:
+    except (ExportChoiceError, BaseModelNameError) as exc:
         raise click.UsageError(str(exc)) from None
     except migration.NotConvertibleError as exc:
         click.echo(RENDERERS["text"](exc.report, color=use_color(sys.stderr)), err=True)

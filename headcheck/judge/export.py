@@ -82,7 +82,7 @@ def judge_transformers_export(facts: Facts, report: Report, head: str | None = N
     config_file = facts.doc_file("model") or "config.json"
     config = facts.doc("model") or {}
     if report.kind is Kind.ADAPTER:
-        return _adapter_folder(facts, report)
+        return _adapter_folder(facts, report, head, adapter)
     if report.kind is not Kind.FULL_MODEL or report.layout in (Layout.CUSTOM, Layout.FOREIGN):
         return ExportJudgement(Export(TARGET, ExportVerdict.NOT_APPLICABLE))
     merging = judge_merge(config, config_file, adapter, report.model_type)
@@ -132,15 +132,21 @@ def _input_scale(model_type: str | None, config: Mapping[str, Any], head_type: s
     return float(config["d_model"]) ** -0.5
 
 
-def _adapter_folder(facts: Facts, report: Report) -> ExportJudgement:
-    """An adapter folder exports with its base model (migrate's --base): the adapter merged, the head placed."""
+def _adapter_folder(facts: Facts, report: Report, head: str | None, adapter: str | None) -> ExportJudgement:
+    """An adapter folder exports with its base model (migrate's --base): the adapter merged, the head placed.
+    `head` / `adapter` may only name the folder's own."""
     doc = facts.doc("adapter") or {}
     file = facts.doc_file("adapter") or "adapter_config.json"
     name = str(doc.get("name") or "")
+    if adapter is not None and adapter != name:
+        raise ExportChoiceError(f"--adapter {adapter}: the checkpoint's adapters are {name or 'none'}")
+    head_doc = facts.doc("head")
+    if head is not None and (head_doc is None or head != str(head_doc.get("name") or name)):
+        shown = str(head_doc.get("name") or name) if head_doc is not None else "none"
+        raise ExportChoiceError(f"--head {head}: the checkpoint's heads are {shown}")
     if why := why_not_merged(doc.get("config"), report.model_type):
         return _refused("HC145", f"adapter {name!r} is {why}; headcheck does not merge it", file, "config",
                         "keep serving it with adapters, or retrain with LoRA or (IA)^3")
-    head_doc = facts.doc("head")
     head_file = facts.doc_file("head") or "head_config.json"
     if head_doc is None:
         return _refused("HC142", f"adapter {name!r} was saved without a head: headcheck has no proven export of the "
@@ -156,8 +162,8 @@ def _adapter_folder(facts: Facts, report: Report) -> ExportJudgement:
         return judged
     merge = merge_of(name, doc["config"])
     export = dataclasses.replace(judged.export, adapter=name, notes=(
-        "an adapter folder: migrate --to transformers needs its base model (--base DIR; default adapter_config.json's "
-        "model_name)",))
+        "an adapter folder: migrate --to transformers needs its base model (--base DIR|org/name; default "
+        "adapter_config.json's model_name)",))
     return ExportJudgement(export, dataclasses.replace(judged.plan, merge=merge))
 
 

@@ -86,12 +86,12 @@ def judge_merge(config: Mapping[str, Any], config_file: str, adapter: str | None
     if block.get("fusions") or block.get("fusion_config_map"):
         return MergeJudgement((finding("HC145", "AdapterFusion layers combine adapters per input; not merged",
                                        file=config_file, key="adapters.fusions"),))
-    if not names:
-        return MergeJudgement()
     if adapter is not None and adapter not in names:
         from .export import ExportChoiceError  # one error type for every choice the user makes
 
-        raise ExportChoiceError(f"--adapter {adapter}: the checkpoint's adapters are {', '.join(names)}")
+        raise ExportChoiceError(f"--adapter {adapter}: the checkpoint's adapters are {', '.join(names) or 'none'}")
+    if not names:
+        return MergeJudgement()
     chosen = [adapter] if adapter is not None else list(names)
     found = []
     for name in chosen:

@@ -17,6 +17,7 @@ from ..judge.engine import scan_facts, with_export
 from ..judge.export import TARGET, ExportChoiceError, ExportPlan, judge_transformers_export, refused
 from ..judge.judgement import finding
 from ..model import ExportVerdict, Finding, Kind, Layout, Report
+from ..read.base_model import BaseModel, base_model
 from ..read.facts import Facts, build_facts, files_of_role
 from ..read.tensor_info import TensorInfo
 from .merge import MergedTensor, require_numpy
@@ -184,9 +185,11 @@ def plan_transformers_export(facts: Facts, plan: ExportPlan, others: tuple[str, 
                    replaced, Path(facts.root))
 
 
-def plan_adapter_export(facts: Facts, base_facts: Facts, plan: ExportPlan, source: Path, base: Path) -> Migration:
+def plan_adapter_export(facts: Facts, base: BaseModel, plan: ExportPlan, source: Path) -> Migration:
     """An adapter folder on its base model: the base's tensors under the flex (= static) names, the adapter's and
     the head's beside them, named relative to the base folder, which the export reads and copies from."""
+    root = base.folder
+    base_facts = build_facts(root)
     config = base_facts.doc("model") or {}
     fam = layouts.family(config.get("model_type")) or {}
     prefix = fam["static_base_prefixes"][0]
@@ -200,14 +203,14 @@ def plan_adapter_export(facts: Facts, base_facts: Facts, plan: ExportPlan, sourc
             tensors[f"{prefix}.{name}"] = dataclasses.replace(info, name=f"{prefix}.{name}")
         else:
             dropped.append((name, "the base checkpoint's own head; the adapter's head takes its place"))
-    relative = os.path.relpath(source, base)
+    relative = os.path.relpath(source, root)
     for role in ("adapter", "head"):
         for name, info in facts.weights.get(role, {}).items():
             tensors[name] = dataclasses.replace(info, file=f"{relative}/{info.file}")
     replaced = (*base_facts.weight_files["model"], *files_of_role(base_facts.files, "model"),
                 base_facts.doc_file("model"))
-    migration = _export(tensors, base_facts.weight_files["model"], config, plan, (), replaced, base)
-    return dataclasses.replace(migration, dropped=(*dropped, *migration.dropped), root=base)
+    migration = _export(tensors, base_facts.weight_files["model"], config, plan, (), replaced, root)
+    return dataclasses.replace(migration, dropped=(*dropped, *migration.dropped), root=root, base=base)
 
 
 def _export(tensors: Mapping[str, TensorInfo], weight_files: tuple[str, ...], config: Mapping[str, Any],
@@ -278,10 +281,12 @@ def export_config(config: Mapping[str, Any], plan: ExportPlan) -> dict[str, Any]
 
 
 def prepare_export(facts: Facts, *, head: str | None = None, adapter: str | None = None,
-                   base: Path | str | None = None, report: Report | None = None) -> tuple[Report, Migration | None]:
+                   base: Path | str | None = None, report: Report | None = None,
+                   token: str | None = None) -> tuple[Report, Migration | None]:
     """The scan (its export judged for the chosen head and adapter) and the export's migration: a checked copy
     for a checkpoint that already is a transformers class, None when it is not exportable. An adapter folder
-    needs `base`, its base model's folder (default: adapter_config.json's model_name, when a local folder).
+    needs `base`, its base model: a folder or a Hub repository id (default: adapter_config.json's model_name;
+    read.base_model says how it is found and fetched, `token` for a private one).
     `report`: the facts' scan when the caller has it (a Hub scan, which read the base model's config too)."""
     report = scan_facts(facts) if report is None else report
     judged = judge_transformers_export(facts, report, head, adapter)
@@ -295,9 +300,8 @@ def prepare_export(facts: Facts, *, head: str | None = None, adapter: str | None
                                 "a saved model does not record which one was active: choose one with --adapter NAME")
     try:
         if report.kind is Kind.ADAPTER:
-            base_path = base_folder(facts, base)
-            return report, plan_adapter_export(facts, build_facts(base_path), judged.plan, Path(facts.root),
-                                               base_path)
+            found = base_model(base or (facts.doc("adapter") or {}).get("model_name"), token=token)
+            return report, plan_adapter_export(facts, found, judged.plan, Path(facts.root))
         merged = judged.plan.merge.adapter if judged.plan.merge else None
         others = tuple(n for n in ((facts.doc("model") or {}).get("adapters") or {}).get("adapters") or {}
                        if n != merged)
@@ -314,12 +318,3 @@ def export_rescan_problem(rescan: Report, architecture: str) -> str | None:
         return None
     return (f"the exported checkpoint scans as {rescan.layout.value} ({rescan.head.architecture}), not as "
             f"{architecture} loadable by transformers as it is; nothing written")
-
-
-def base_folder(facts: Facts, base: Path | str | None) -> Path:
-    """An adapter folder's base model: --base, else adapter_config.json's model_name when a local folder."""
-    named = base or (facts.doc("adapter") or {}).get("model_name")
-    if not named or not Path(named).is_dir():
-        shown = f" ({named} is no local folder)" if named else ""
-        raise ExportChoiceError(f"an adapter folder's export needs its base model's folder: --base DIR{shown}")
-    return Path(named).resolve()

@@ -10,6 +10,7 @@ module names decide how narrowly `target_modules` must name the adapted layers.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -19,9 +20,10 @@ from ..judge.engine import scan_facts, with_export
 from ..judge.export_peft import TARGET, PeftJudgement, PeftPlan, fusion_refusal, judge_peft_export
 from ..judge.judgement import finding
 from ..model import Export, ExportVerdict, Kind, Layout, Report
+from ..read.base_model import base_model
 from ..read.facts import Facts, build_facts, files_of_role
 from ..read.tensor_info import TensorInfo
-from .export_plan import ExportRefusal, adapter_part, base_folder, head_target
+from .export_plan import ExportRefusal, adapter_part, head_target
 from .merge import MergedTensor, require_numpy
 from .peft_tensors import BlockLoraB
 from .plan import Migration, MigrationError, OutputFile, TensorMove
@@ -179,10 +181,11 @@ def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-def prepare_peft_export(facts: Facts, *, base: Path | str | None = None,
-                        report: Report | None = None) -> tuple[Report, Migration | None]:
+def prepare_peft_export(facts: Facts, *, base: Path | str | None = None, report: Report | None = None,
+                        token: str | None = None) -> tuple[Report, Migration | None]:
     """The scan (with its exports.peft) and the PEFT export's migration: a checked copy of a PEFT adapter, None when
-    not exportable. `base`: the base model's folder (default: adapter_config.json's model_name, when a local folder)."""
+    not exportable. `base`: the base model, a folder or a Hub repository id (default: adapter_config.json's
+    model_name; read.base_model says how it is found and fetched, `token` for a private one)."""
     if report is None and facts.doc("fusion") is not None and facts.doc("adapter") is None:
         return fusion_refusal(facts), None
     report = scan_facts(facts) if report is None else report
@@ -192,10 +195,11 @@ def prepare_peft_export(facts: Facts, *, base: Path | str | None = None,
         return report, Migration(report.kind, (), (), (), {}, None, target=TARGET)
     if judged.plan is None:
         return report, None
-    base_path = base_folder(facts, base)
+    named = base or (facts.doc("adapter") or {}).get("model_name")
+    found = base_model(named, token=token)  # the weights' headers: the adapter must fit the base's layers
     try:
-        return report, plan_peft_export(facts, build_facts(base_path), judged.plan,
-                                        str(base or (facts.doc("adapter") or {}).get("model_name")))
+        migration = plan_peft_export(facts, build_facts(found.folder), judged.plan, str(named))
+        return report, dataclasses.replace(migration, base=found)
     except ExportRefusal as refusal:
         refused = Export(TARGET, ExportVerdict.NOT_EXPORTABLE, findings=(refusal.finding,))
         return with_export(report, PeftJudgement(refused)), None

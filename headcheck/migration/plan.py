@@ -79,6 +79,7 @@ class Migration:
     # the folder tensors' files are relative to and the other files are copied from, when not the source: an
     # adapter folder's export is its base model's folder (the adapter's own files named relative to it)
     root: Any = None
+    base: Any = None  # read.base_model.BaseModel an adapter folder's export is built on (its name, Hub commit)
     removed_keys: tuple[str, ...] = ()  # config.json keys an export leaves out (those only adapters reads)
     target: str = "flex"  # what migrate writes: "flex" (into adapters), or an export target (EXPORT_TARGETS)
 

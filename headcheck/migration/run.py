@@ -87,13 +87,15 @@ class MigrateResult:
 
 def prepare(source: Path, *, head_name: str | None = None, head_type: str | None = None,
             num_choices: int | None = None, to: str = "flex", head: str | None = None,
-            adapter: str | None = None, base: Path | str | None = None) -> tuple[Report, Migration]:
+            adapter: str | None = None, base: Path | str | None = None,
+            token: str | None = None) -> tuple[Report, Migration]:
     """Scan and plan, writing nothing. Raises NotConvertibleError unless convertible or already flex (with
-    `to="transformers"`: NotExportableError unless exportable or native)."""
+    `to="transformers"`: NotExportableError unless exportable or native; an adapter folder's `base`, a folder or
+    a Hub repository id, is fetched then, `token` reading a private one)."""
     facts = build_facts(source)  # read once: the plan needs the same facts the verdict came from
     if to in EXPORT_TARGETS:
-        report, migration = (prepare_export(facts, head=head, adapter=adapter, base=base) if to == "transformers"
-                             else prepare_peft_export(facts, base=base))
+        report, migration = (prepare_export(facts, head=head, adapter=adapter, base=base, token=token)
+                             if to == "transformers" else prepare_peft_export(facts, base=base, token=token))
         if migration is None:
             raise NotExportableError(report, to)
         return report, migration
@@ -110,9 +112,10 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
             base: Path | str | None = None, on_bytes: Callable[[int], None] | None = None,
             on_stage: Callable[[str], None] | None = None,
             accept: Callable[[Path], None] | None = None, to: str = "flex", head: str | None = None,
-            adapter: str | None = None) -> MigrateResult:
+            adapter: str | None = None, token: str | None = None) -> MigrateResult:
     """Write the flex-head checkpoint to `out` (`to="transformers"`: the checkpoint as transformers' own class,
-    `head` / `adapter` choosing where it carries several). With `verify`, original and result are loaded with
+    `head` / `adapter` choosing where it carries several; an adapter folder's export reads its `base`, a folder or
+    a Hub repository id, `token` for a private one). With `verify`, original and result are loaded with
     transformers/adapters (`base`: the base model of an adapter folder) and must give the same outputs and
     loss (`on_stage` hears when that starts: loading two models reports no bytes); `accept(folder)` may
     check the finished output too. Both run before the output is renamed into
@@ -132,10 +135,11 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
                                          "PEFT exports are proven by headcheck's tests (README: As a PEFT adapter)")
         compare = _verifier("compare_export" if to == "transformers" else "compare") if verify else None
         report, migration = prepare(source, head_name=head_name, head_type=head_type, num_choices=num_choices,
-                                    to=to, head=head, adapter=adapter, base=base)
+                                    to=to, head=head, adapter=adapter, base=base, token=token)
         if compare is not None and migration.export is not None:  # the original runs the exported head
             compare = functools.partial(compare, head=report.exports[0].head_name, adapter=report.exports[0].adapter)
         comparisons: list = []
+        base = migration.root or base  # an export's original loads onto the very base it was planned on
         checks = [_verify_check(compare, source, base, report, comparisons, on_stage)] if compare else []
         checks += [accept] if accept is not None else []
         return _run(source, out, report, migration, checks, comparisons, replaced, on_bytes)

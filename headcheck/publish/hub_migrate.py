@@ -31,10 +31,10 @@ class HubMigration:
 
 
 def open_repo(target: str, *, revision: str | None = None, token: str | None = None, subfolder: str | None = None,
-              base: Path | None = None, **options) -> tuple[HubRepo, Report]:
+              base: Path | str | None = None, **options) -> tuple[HubRepo, Report]:
     """The repository at a fixed commit, and its scan; refused before anything is downloaded. `options` as for
     migrate: with `to="transformers"` the export is judged for `head` and `adapter` (the report's exports entry
-    then is that judgement) and an adapter repository's `base` folder must be found (NotExportableError,
+    then is that judgement) and an adapter repository's `base` model must be found (NotExportableError,
     ExportChoiceError); into flex, NotConvertibleError unless convertible or already flex."""
     repo = HubRepo(target, revision=revision, token=token, subfolder=subfolder)
     report = scan_hub_repo(repo)
@@ -45,7 +45,7 @@ def open_repo(target: str, *, revision: str | None = None, token: str | None = N
     return repo, report
 
 
-def plan_from_headers(repo: HubRepo, report: Report, *, base: Path | None = None, **options) -> Migration:
+def plan_from_headers(repo: HubRepo, report: Report, *, base: Path | str | None = None, **options) -> Migration:
     """What the migration would write, from the scanned headers alone: a dry run downloads no weights."""
     if options.get("to") == "transformers":
         return _export_from_headers(repo, report, base, options)[1]
@@ -55,9 +55,9 @@ def plan_from_headers(repo: HubRepo, report: Report, *, base: Path | None = None
                     num_choices=options.get("num_choices"))
 
 
-def _export_from_headers(repo: HubRepo, report: Report, base: Path | None, options) -> tuple[Report, Migration]:
+def _export_from_headers(repo: HubRepo, report: Report, base: Path | str | None, options) -> tuple[Report, Migration]:
     report, migration = prepare_export(build_facts_from(repo), head=options.get("head"),
-                                       adapter=options.get("adapter"), base=base, report=report)
+                                       adapter=options.get("adapter"), base=base, report=report, token=repo.token)
     if migration is None:
         raise NotExportableError(report)
     return report, migration
@@ -78,7 +78,8 @@ def staged(repo: HubRepo, near: Path) -> Iterator[Path]:
 
 def migrate_hub(repo: HubRepo, report: Report, out: Path, **options) -> HubMigration:
     """`options` as for migration.run.migrate (force, verify, base, head_name, num_choices, to, head, adapter,
-    on_bytes, on_stage): the local migration, with all its checks, of the downloaded files."""
+    on_bytes, on_stage): the local migration, with all its checks, of the downloaded files (a Hub base model read
+    with the repository's token)."""
     with staged(repo, out.resolve().parent) as folder:
-        result = migrate(folder, out, **options)
+        result = migrate(folder, out, token=repo.token, **options)
     return HubMigration(repo, report, result)

@@ -22,6 +22,7 @@ from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
 from ..errors import InputError
 from . import hub_http
+from .base_model import BaseModelNameError, base_model
 from .local import looks_like_repo_id, read_card_file, read_json_file
 from .pickle_index import read_pickle_index
 from .safetensors_header import MAX_HEADER_BYTES, parse_header
@@ -38,15 +39,15 @@ def _setting(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
-def _offline() -> bool:
+def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
 
 
-class HubRepo:
-    """Source over one revision of a Hub model repository."""
+class HubAccess:
+    """One Hub model repository's settings, retries and error explanations, before (or without) its listing."""
 
     def __init__(self, target: str, revision: str | None = None, token: str | None = None,
-                 subfolder: str | None = None):
+                 subfolder: str | None = None, label: str | None = None):
         path, _, at_revision = target.partition("@")
         org, name, *inner = path.split("/")
         self.repo_id = f"{org}/{name}"
@@ -54,21 +55,107 @@ class HubRepo:
         self.subfolder = "/".join([*inner, *filter(None, (subfolder or "").strip("/").split("/"))])
         self.revision = revision or at_revision or "main"
         where = "/".join(filter(None, (self.repo_id, self.subfolder)))
-        self.label = f"{where}@{self.revision}" if self.revision != "main" else where
+        self.label = label or (f"{where}@{self.revision}" if self.revision != "main" else where)
         self.token = token or os.environ.get("HF_TOKEN") or None
         self.endpoint = _setting("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
         self.cache_dir = Path(_setting("HF_HUB_CACHE", constants.HF_HUB_CACHE))
         self.timeout = float(_setting("HEADCHECK_HUB_TIMEOUT", "10"))
         self.retries = int(_setting("HEADCHECK_HUB_RETRIES", "3"))
-        self.offline = _offline()
-        self._index_dir = self.cache_dir / "headcheck" / repo_folder_name(repo_id=self.repo_id, repo_type="model")
+        self.offline = offline()
+        self.storage = repo_folder_name(repo_id=self.repo_id, repo_type="model")  # its folder names in the cache
+
+    def path_in_repo(self, rel: str) -> str:
+        return f"{self.subfolder}/{rel}" if self.subfolder else rel
+
+    def fetch(self, rel: str, revision: str, optional: bool = False) -> Path | None:
+        """The file, whole, through huggingface_hub's cache at `revision` (offline: from the cache alone). None for
+        an `optional` file the offline cache lacks."""
+
+        def call() -> Path | None:
+            try:
+                return Path(hf_hub_download(self.repo_id, self.path_in_repo(rel), revision=revision,
+                                            cache_dir=self.cache_dir, token=self.token, endpoint=self.endpoint,
+                                            local_files_only=self.offline, etag_timeout=self.timeout))
+            except errors.LocalEntryNotFoundError:  # online it would mean the Hub could not be reached
+                if optional and self.offline:
+                    return None
+                raise
+
+        return self._guard(rel, call)
+
+    def snapshot_commit(self, fetched: Path) -> str:
+        """The commit a fetched file was read at: huggingface_hub keeps it under snapshots/<commit>/."""
+        return fetched.relative_to(self.cache_dir / self.storage / "snapshots").parts[0]
+
+    # --- errors and retries
+    def _retrying(self, call: Callable[[], Any]) -> Any:
+        for attempt in range(self.retries + 1):
+            response = call()
+            if response.status_code not in RETRY_STATUS or attempt == self.retries:
+                return response
+            time.sleep(_backoff(attempt, response))
+        return response
+
+    def _guard(self, rel: str | None, call: Callable[[], T]) -> T:
+        """Run a Hub call with retries on 429/5xx; turn every failure into one actionable InputError."""
+        for attempt in range(self.retries + 1):
+            try:
+                return call()
+            except errors.HfHubHTTPError as exc:
+                status = status_of(exc)
+                if status in RETRY_STATUS and attempt < self.retries and not isinstance(
+                        exc, (errors.RepositoryNotFoundError, errors.EntryNotFoundError)):
+                    time.sleep(_backoff(attempt, exc.response))
+                    continue
+                raise self._explain(exc, rel) from None
+            except (errors.LocalEntryNotFoundError, *hub_http.transport_errors(), OSError) as exc:
+                raise self._explain(exc, rel) from None
+        raise AssertionError("unreachable")
+
+    def _explain(self, exc: Exception, rel: str | None) -> InputError:
+        what = f"{self.label}" + (f": {rel}" if rel else "")
+        if isinstance(exc, errors.GatedRepoError):
+            return InputError(f"{self.label}: gated repository: accept its conditions on the Hub, then set HF_TOKEN "
+                              "(or --token) to a token of that account")
+        if isinstance(exc, errors.RepositoryNotFoundError):
+            return InputError(f"{self.label}: no such local path, and no such Hub repository, or it is private "
+                              "(set HF_TOKEN or --token to read private repositories)")
+        if isinstance(exc, errors.RevisionNotFoundError):
+            return InputError(f"{self.label}: revision {self.revision!r} not found")
+        if isinstance(exc, errors.LocalEntryNotFoundError):  # before EntryNotFoundError: one of its kind
+            if self.offline:
+                return InputError(f"{what}: not in the local cache (HF_HUB_OFFLINE=1); run once online to cache it")
+            return InputError(f"{what}: cannot reach {self.endpoint} ({first_line(exc)})")
+        if isinstance(exc, errors.EntryNotFoundError):
+            return InputError(f"{what}: listed but no longer on the Hub (changed between listing and read); "
+                              "scan again")
+        if isinstance(exc, errors.HfHubHTTPError):
+            status = status_of(exc) or "?"
+            if status == 429:
+                return InputError(f"{what}: rate limited by the Hub (429) after {self.retries} retries; "
+                                  "wait, or set HF_TOKEN for a higher limit")
+            return InputError(f"{what}: the Hub answered HTTP {status} after {self.retries} retries")
+        failure = hub_http.failure_kind(exc)
+        if failure == "timeout":
+            return InputError(f"{what}: timed out after {self.timeout:g}s talking to {self.endpoint} "
+                              "(HEADCHECK_HUB_TIMEOUT raises the limit)")
+        if failure == "connect":
+            return InputError(f"{what}: cannot connect to {self.endpoint} (offline? set HF_HUB_OFFLINE=1 to use "
+                              "the local cache)")
+        return InputError(f"{what}: {first_line(exc)}")
+
+
+class HubRepo(HubAccess):
+    """Source over one revision of a Hub model repository."""
+
+    def __init__(self, target: str, revision: str | None = None, token: str | None = None,
+                 subfolder: str | None = None, label: str | None = None):
+        super().__init__(target, revision, token, subfolder, label)
+        self._index_dir = self.cache_dir / "headcheck" / self.storage
         self.sha, self.listing = self._resolve()
         prefix = f"{self.subfolder}/" if self.subfolder else ""
         self._files = tuple(sorted(f[len(prefix):] for f in self.listing
                                    if f.startswith(prefix) and "/" not in f[len(prefix):]))
-
-    def path_in_repo(self, rel: str) -> str:
-        return f"{self.subfolder}/{rel}" if self.subfolder else rel
 
     def checkpoint_subfolders(self) -> tuple[str, ...]:
         """Subfolders below this one that hold a config headcheck reads, for a root that holds none."""
@@ -112,8 +199,8 @@ class HubRepo:
         if not looks_like_repo_id(base):
             return None
         try:
-            return HubRepo(base, token=self.token).read_json("config.json")
-        except InputError:
+            return base_model(base, weights=False, token=self.token).config()
+        except (InputError, BaseModelNameError):
             return None
 
     # --- resolution and caching
@@ -135,10 +222,8 @@ class HubRepo:
         return info.sha, files
 
     def download(self, rel: str) -> Path:
-        """The file, whole, through huggingface_hub's cache (configs, cards, and for migrate the weights)."""
-        return Path(self._guard(rel, lambda: hf_hub_download(
-            self.repo_id, self.path_in_repo(rel), revision=self.sha, cache_dir=self.cache_dir, token=self.token,
-            endpoint=self.endpoint, local_files_only=self.offline, etag_timeout=self.timeout)))
+        """The file, whole, at the scanned commit (configs, cards, and for migrate the weights)."""
+        return self.fetch(rel, self.sha)
 
     # --- ranged reads (hub_http.py says why they are not huggingface_hub's own)
     def _get_range(self, rel: str, start: int, end: int | None) -> tuple[bytes, int]:
@@ -173,64 +258,6 @@ class HubRepo:
             rest, _ = self._get_range(rel, len(head), 8 + length - 1)
             head += rest
         return parse_header(head[8:8 + length], total - 8 - length, rel)[0]
-
-    # --- errors and retries
-    def _retrying(self, call: Callable[[], Any]) -> Any:
-        for attempt in range(self.retries + 1):
-            response = call()
-            if response.status_code not in RETRY_STATUS or attempt == self.retries:
-                return response
-            time.sleep(_backoff(attempt, response))
-        return response
-
-    def _guard(self, rel: str | None, call: Callable[[], T]) -> T:
-        """Run a Hub call with retries on 429/5xx; turn every failure into one actionable InputError."""
-        for attempt in range(self.retries + 1):
-            try:
-                return call()
-            except errors.HfHubHTTPError as exc:
-                status = status_of(exc)
-                if status in RETRY_STATUS and attempt < self.retries and not isinstance(
-                        exc, (errors.RepositoryNotFoundError, errors.EntryNotFoundError)):
-                    time.sleep(_backoff(attempt, exc.response))
-                    continue
-                raise self._explain(exc, rel) from None
-            except (errors.LocalEntryNotFoundError, *hub_http.transport_errors(), OSError) as exc:
-                raise self._explain(exc, rel) from None
-        raise AssertionError("unreachable")
-
-    def _explain(self, exc: Exception, rel: str | None) -> InputError:
-        what = f"{self.label}" + (f": {rel}" if rel else "")
-        if isinstance(exc, errors.GatedRepoError):
-            return InputError(f"{self.label}: gated repository: accept its conditions on the Hub, then set HF_TOKEN "
-                              "(or --token) to a token of that account")
-        if isinstance(exc, errors.RepositoryNotFoundError):
-            return InputError(f"{self.label}: no such local path, and no such Hub repository, or it is private "
-                              "(set HF_TOKEN or --token to read private repositories)")
-        if isinstance(exc, errors.RevisionNotFoundError):
-            return InputError(f"{self.label}: revision {self.revision!r} not found")
-        if isinstance(exc, errors.EntryNotFoundError):
-            return InputError(f"{what}: listed but no longer on the Hub (changed between listing and read); "
-                              "scan again")
-        if isinstance(exc, errors.LocalEntryNotFoundError):
-            if self.offline:
-                return InputError(f"{what}: not in the local cache (HF_HUB_OFFLINE=1); scan once online to cache it")
-            return InputError(f"{what}: cannot reach {self.endpoint} ({first_line(exc)})")
-        if isinstance(exc, errors.HfHubHTTPError):
-            status = status_of(exc) or "?"
-            if status == 429:
-                return InputError(f"{what}: rate limited by the Hub (429) after {self.retries} retries; "
-                                  "wait, or set HF_TOKEN for a higher limit")
-            return InputError(f"{what}: the Hub answered HTTP {status} after {self.retries} retries")
-        failure = hub_http.failure_kind(exc)
-        if failure == "timeout":
-            return InputError(f"{what}: timed out after {self.timeout:g}s talking to {self.endpoint} "
-                              "(HEADCHECK_HUB_TIMEOUT raises the limit)")
-        if failure == "connect":
-            return InputError(f"{what}: cannot connect to {self.endpoint} (offline? set HF_HUB_OFFLINE=1 to use "
-                              "the local cache)")
-        return InputError(f"{what}: {first_line(exc)}")
-
 
 class RangeFile(io.RawIOBase):
     """A remote file as a seekable stream of cached 64 KB blocks, so zipfile reads only what it needs."""

@@ -27,6 +27,8 @@ def render_migration(report, migration, result, *, verbose: bool = False, writte
     problem = f", {report.head.problem_type}" if report.head.problem_type == "regression" else ""
     head = "no head" if report.head.type == "none" else f"{report.head.type} head{problem}"
     lines = [f"{report.source}: {head} ({report.head.architecture}) -> {target}"]
+    if migration.base is not None:
+        lines.append(f"  on base model {_base_text(migration.base)}")
     set_keys = tuple(c.key for c in report.plan.config_changes) if report.plan else ()
     set_keys += EXPORT_KEYS if migration.target == "transformers" else ()
     lines += _plan_lines(migration, set_keys) if result is None or verbose else [f"  {_counts(migration)}"]
@@ -46,6 +48,10 @@ def render_migration(report, migration, result, *, verbose: bool = False, writte
     lines.append(f"wrote {written_to or result.out}: {' and '.join(checked) or 'nothing'} byte-checked against the "
                  f"source, rescan: {rescan}")
     return "\n".join(lines)
+
+
+def _base_text(base) -> str:
+    return f"{base.name} (Hub, commit {base.revision[:12]})" if base.revision else str(base.folder)
 
 
 def render_comparison(c) -> str:
@@ -87,6 +93,10 @@ def migration_dict(report, migration, result) -> dict[str, Any]:
                      for o in migration.outputs for c in o.computed],
         "dropped": [{"tensor": name, "reason": why} for name, why in migration.dropped],
         "configs": sorted(migration.configs),
+        # an adapter folder's export: the base model it was built on (a Hub base: its commit, and the folder of
+        # links into the HF cache that was read)
+        "base": None if migration.base is None else {"name": migration.base.name, "revision": migration.base.revision,
+                                                      "folder": str(migration.base.folder)},
         "comparison": None if comparison is None else {  # MigrateResult.comparison, the API's name
             "max_logits_diff": comparison.max_logits_diff, "loss_diff": comparison.loss_diff,
             "tolerance": comparison.tolerance, "missing_keys": list(comparison.missing_keys),
