@@ -253,3 +253,32 @@ def test_a_peft_export_onto_a_hub_base(hub, tmp_path):
     assert config["base_model_name_or_path"] == "org/base"
     assert {**config, "base_model_name_or_path": None} == {**json.loads(local_files["adapter_config.json"]),
                                                           "base_model_name_or_path": None}
+
+
+def test_an_adapter_repository_becomes_a_peft_adapter_by_pull_request(hub, tmp_path):
+    """--to peft --create-pr (issue 19): one pull request with PEFT's two files, the adapters files deleted, a
+    description that says how to load it with PEFT; a second run finds it and commits nothing; --push-to gives the
+    same files; a PEFT repository has nothing to export."""
+    served_base(hub, tmp_path)
+    repo = hub.add("org/adapter", adapter_naming(tmp_path, "org/base"))
+    done = cli(hub, tmp_path, "migrate", "org/adapter", "--to", "peft", "--create-pr")
+    assert done.returncode == 0, done.stderr
+    pr = repo.refs["refs/pr/1"]
+    assert sorted(p.name for p in pr.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    exported = local("migrate", ADAPTER, "--to", "peft", "--base", BASE, "--out", tmp_path / "local")
+    assert exported.returncode == 0, exported.stderr
+    assert files_of(pr)["adapter_model.safetensors"] == files_of(tmp_path / "local")["adapter_model.safetensors"]
+    (discussion,) = repo.discussions
+    assert discussion["title"].startswith("headcheck: export as a PEFT adapter of BertForSequenceClassification")
+    for expected in ("`exports.peft` is **exportable**", "from peft import PeftModel",
+                     'model = PeftModel.from_pretrained(BertForSequenceClassification.from_pretrained("org/base", '
+                     'num_labels=2), "org/adapter")', "delete `head_config.json`", "delete `adapter.safetensors`"):
+        assert expected in discussion["description"], expected
+    again = cli(hub, tmp_path, "migrate", "org/adapter", "--to", "peft", "--create-pr")
+    assert again.returncode == 0 and len(repo.discussions) == 1, again.stderr
+    pushed = cli(hub, tmp_path, "migrate", "org/adapter", "--to", "peft", "--push-to", "alice/peft")
+    assert pushed.returncode == 0, pushed.stderr
+    assert files_of(hub.repos["alice/peft"].folder) == files_of(pr)
+    hub.add("org/peft", pr)
+    native = cli(hub, tmp_path, "migrate", "org/peft", "--to", "peft", "--create-pr")
+    assert native.returncode == 1 and "already a PEFT adapter" in native.stderr, native.stderr

@@ -1,6 +1,6 @@
 """Migrate a Hub checkpoint: scan it (headers only), download the folder's files into huggingface_hub's cache,
 then run the local migration on them. The same path goes into flex (`to="flex"`) and out of adapters
-(`to="transformers"`): only the judgement that lets it go on differs."""
+(`to="transformers"`, `to="peft"`): only the judgement that lets it go on differs."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from typing import Iterator
 
 from ..judge.engine import scan_hub_repo
 from ..migration.export_plan import prepare_export
+from ..migration.peft_plan import prepare_peft_export
 from ..migration.plan import Migration, plan_for
 from ..migration.run import MigrateResult, NotConvertibleError, NotExportableError, migrate
-from ..model import Report, Verdict
+from ..model import EXPORT_TARGETS, Report, Verdict
 from ..read.facts import build_facts_from
 from ..read.hub import HubRepo
 
@@ -33,12 +34,12 @@ class HubMigration:
 def open_repo(target: str, *, revision: str | None = None, token: str | None = None, subfolder: str | None = None,
               base: Path | str | None = None, **options) -> tuple[HubRepo, Report]:
     """The repository at a fixed commit, and its scan; refused before anything is downloaded. `options` as for
-    migrate: with `to="transformers"` the export is judged for `head` and `adapter` (the report's exports entry
-    then is that judgement) and an adapter repository's `base` model must be found (NotExportableError,
+    migrate: with `to="transformers"` (or "peft") the export is judged (for `head` and `adapter`; the report's exports
+    entry then is that judgement) and an adapter repository's `base` model must be found (NotExportableError,
     ExportChoiceError); into flex, NotConvertibleError unless convertible or already flex."""
     repo = HubRepo(target, revision=revision, token=token, subfolder=subfolder)
     report = scan_hub_repo(repo)
-    if options.get("to") == "transformers":
+    if options.get("to") in EXPORT_TARGETS:
         report, _ = _export_from_headers(repo, report, base, options)
     elif report.verdict not in (Verdict.CONVERTIBLE, Verdict.ALREADY_FLEX):
         raise NotConvertibleError(report)
@@ -47,7 +48,7 @@ def open_repo(target: str, *, revision: str | None = None, token: str | None = N
 
 def plan_from_headers(repo: HubRepo, report: Report, *, base: Path | str | None = None, **options) -> Migration:
     """What the migration would write, from the scanned headers alone: a dry run downloads no weights."""
-    if options.get("to") == "transformers":
+    if options.get("to") in EXPORT_TARGETS:
         return _export_from_headers(repo, report, base, options)[1]
     if report.verdict is Verdict.ALREADY_FLEX:  # as migration.run.prepare: a checked copy
         return Migration(report.kind, (), (), (), {}, None)
@@ -56,10 +57,14 @@ def plan_from_headers(repo: HubRepo, report: Report, *, base: Path | str | None 
 
 
 def _export_from_headers(repo: HubRepo, report: Report, base: Path | str | None, options) -> tuple[Report, Migration]:
-    report, migration = prepare_export(build_facts_from(repo), head=options.get("head"),
-                                       adapter=options.get("adapter"), base=base, report=report, token=repo.token)
+    facts = build_facts_from(repo)
+    if options["to"] == "peft":
+        report, migration = prepare_peft_export(facts, base=base, report=report, token=repo.token)
+    else:
+        report, migration = prepare_export(facts, head=options.get("head"), adapter=options.get("adapter"),
+                                           base=base, report=report, token=repo.token)
     if migration is None:
-        raise NotExportableError(report)
+        raise NotExportableError(report, options["to"])
     return report, migration
 
 

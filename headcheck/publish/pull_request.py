@@ -51,7 +51,9 @@ def changes_of(hub: HubMigration) -> tuple[Change, ...]:
 
 def refuse_unchanged(label: str, report: Report, to: str) -> None:
     """A pull request that would change nothing is not opened: already flex, or (out of adapters) a checkpoint
-    transformers loads as it is."""
+    transformers loads as it is (a PEFT adapter, for a PEFT export)."""
+    if to == "peft" and report.export("peft").verdict is ExportVerdict.NATIVE:
+        raise PublishRefusedError(f"{label}: already a PEFT adapter, nothing to export; no pull request opened")
     if to == "transformers" and report.exports[0].verdict is ExportVerdict.NATIVE:
         raise PublishRefusedError(f"{label}: already loads with transformers as {report.exports[0].architecture}, "
                                   "nothing to export; no pull request opened")

@@ -16,20 +16,28 @@ FOOTER = ("", "---", f"Opened by headcheck {__version__}; the checks above ran b
 def render_title(hub, *, new_repo: bool = False) -> str:
     """The commit's title; a pull request's names the scanned commit and the target, which is how a second run
     finds it (the flex and the transformers pull requests of one commit are two)."""
-    export = hub.result.migration.export
+    migration = hub.result.migration
+    export = migration.export
     if new_repo:
-        return (f"{TITLE_PREFIX} {hub.repo.label} " + (f"exported to transformers as {export}" if export
-                                                        else "migrated to the adapters flex-head layout"))
-    what = (f"export to transformers as {export}, loadable without adapters" if export
-            else f"convert the {hub.report.head.type} head to the adapters flex-head layout")
+        return f"{TITLE_PREFIX} {hub.repo.label} " + {
+            "transformers": f"exported to transformers as {export}",
+            "peft": f"exported as a PEFT adapter of {export}",
+            "flex": "migrated to the adapters flex-head layout"}[migration.target]
+    what = {"transformers": f"export to transformers as {export}, loadable without adapters",
+            "peft": f"export as a PEFT adapter of {export}, loadable without adapters",
+            "flex": f"convert the {hub.report.head.type} head to the adapters flex-head layout"}[migration.target]
     return f"{TITLE_PREFIX} {what} ({hub.repo.revision}@{hub.repo.sha[:12]})"
 
 
 def render_description(hub, changes) -> str:
-    if hub.result.migration.export is not None:
+    if hub.result.migration.target == "transformers":
         from .export_pull_request import render_export_description
 
         return render_export_description(hub, changes)
+    if hub.result.migration.target == "peft":
+        from .peft_pull_request import render_peft_description
+
+        return render_peft_description(hub, changes)
     report, result, repo = hub.report, hub.result, hub.repo
     plan = migration_dict(report, result.migration, result)
     head = report.head
