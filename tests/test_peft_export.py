@@ -253,3 +253,33 @@ def test_python_api_writes_the_peft_export(tmp_path):
     result = headcheck.migrate(case, tmp_path / "out", to="peft", base=f"{case}.base")
     assert result.migration.target == "peft" and result.rescan.export("peft").verdict.value == "native"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+
+
+def test_any_adapter_settings_get_a_verdict_from_both_export_judges(tmp_path_factory):
+    """adapter_config.json's `config` is user data: whatever JSON its keys hold, scan answers with an export verdict
+    for each target (found: an `architecture` or `attn_matrices` holding a list or an object made the judges raise)."""
+    import shutil
+
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    from headcheck.judge.engine import scan_path
+
+    folder = tmp_path_factory.mktemp("fuzzed") / "adapter"
+    shutil.copytree(PEFT_FIXTURES / "bert-lora-seqcls", folder)
+    original = json.loads((folder / "adapter_config.json").read_text())
+    scalars = st.none() | st.booleans() | st.integers(-3, 40) | st.floats(allow_nan=False) | st.text(max_size=8)
+    values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4),
+                                                                                               inner, max_size=3),
+                          max_leaves=6)
+    keys = st.sampled_from(["architecture", "r", "alpha", "dropout", "attn_matrices", "composition_mode",
+                            "use_gating", "use_dora", "vera_d", "vera_b", "leave_out", "n_up_projection"])
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.dictionaries(keys, values, min_size=1, max_size=4))
+    def check(changes):
+        config = {**original, "config": {**original["config"], **changes}}
+        (folder / "adapter_config.json").write_text(json.dumps(config))
+        report = scan_path(folder)
+        assert {e.target for e in report.exports} == {"transformers", "peft"}
+
+    check()

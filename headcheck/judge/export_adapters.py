@@ -52,7 +52,7 @@ def why_not_merged(settings: Any, model_type: str | None) -> str | None:
         return f"{settings} (a named adapter config without its settings)"
     architecture = settings.get("architecture")
     if architecture != "lora":
-        return {None: "a bottleneck adapter", "union": "a config union"}.get(architecture, str(architecture))
+        return described_architecture(architecture)
     if settings.get("use_gating"):
         return "gated LoRA: a learned gate scales the update per input"
     if settings.get("use_dora"):
@@ -117,5 +117,17 @@ def merge_of(name: str, settings: Mapping[str, Any]) -> Merge:
     vera = settings.get("vera_d") is not None or settings.get("vera_b") is not None
     # adapters multiplies a LoRA's (and VeRA's) update by alpha / r, an (IA)^3 vector by alpha (methods/lora.py)
     scaling = float(settings.get("alpha", 1)) if scale else float(settings.get("alpha", 8)) / float(settings.get("r", 8))
-    return Merge(name, "ia3" if scale else "vera" if vera else "lora", scaling,
-                 tuple(settings.get("attn_matrices") or ("q", "v")))
+    return Merge(name, "ia3" if scale else "vera" if vera else "lora", scaling, attn_matrices(settings))
+
+
+def described_architecture(architecture: Any) -> str:
+    """What an adapter config's `architecture` other than lora names, for a refusal (any JSON value)."""
+    if architecture is None:
+        return "a bottleneck adapter"
+    return "a config union" if architecture == "union" else str(architecture)
+
+
+def attn_matrices(settings: Mapping[str, Any]) -> tuple[str, ...]:
+    """Which of a fused q/k/v layer's matrices a LoRA adapts (adapters' default: q and v)."""
+    matrices = settings.get("attn_matrices", ["q", "v"])
+    return tuple(map(str, matrices)) if isinstance(matrices, list) else ("q", "v")

@@ -16,6 +16,7 @@ from packaging.version import InvalidVersion, Version
 
 from . import layouts, ruledata
 from .export import ExportPlan, judge_head
+from .export_adapters import attn_matrices, described_architecture
 from .judgement import finding
 from ..model import Export, ExportVerdict, Head, Kind, Layout, Report, Verdict
 from ..read.facts import Facts
@@ -82,7 +83,7 @@ def why_not_peft(settings: Any) -> tuple[str, str] | None:
     if architecture == "prompt_tuning":
         return "HC151", "prompt tuning"
     if architecture != "lora":
-        return "HC149", {None: "a bottleneck adapter", "union": "a config union"}.get(architecture, str(architecture))
+        return "HC149", described_architecture(architecture)
     if settings.get("use_gating"):
         return "HC152", "gated LoRA"
     if settings.get("use_dora"):
@@ -93,9 +94,13 @@ def why_not_peft(settings: Any) -> tuple[str, str] | None:
         return "HC149", "MTL-LoRA (its update depends on the task id)"
     if settings.get("composition_mode") not in ("add", "scale"):
         return "HC149", f"LoRA with composition_mode {settings.get('composition_mode')!r}"
-    if not all(isinstance(settings.get(k, 1), (int, float)) and settings.get(k, 1) > 0 for k in ("r", "alpha")):
+    if not all(_number(settings.get(k, 1)) and settings.get(k, 1) > 0 for k in ("r", "alpha")):
         return "HC149", f"LoRA with r {settings.get('r')!r} and alpha {settings.get('alpha')!r}, not positive numbers"
     return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _scaled_as_trained(doc: Mapping[str, Any], settings: Mapping[str, Any]) -> float:
@@ -151,9 +156,12 @@ def _adapter_folder(facts: Facts, report: Report) -> PeftJudgement:
         head_plan, architecture = judged.plan, judged.plan.architecture
     scale = settings.get("composition_mode") == "scale"
     alpha = _scaled_as_trained(doc, settings)
+    dropout = settings.get("dropout")
     plan = PeftPlan(name, "ia3" if scale else "lora", int(settings.get("r", 8)), alpha,
-                    float(settings.get("alpha", 1)) if scale else 1.0, float(settings.get("dropout") or 0.0),
-                    tuple(settings.get("attn_matrices") or ("q", "v")), task_type, architecture, head_plan)
+                    float(settings.get("alpha", 1)) if scale else 1.0,
+                    float(dropout) if _number(dropout) else 0.0,  # dropout only acts in training
+                    attn_matrices(settings),
+                    task_type, architecture, head_plan)
     notes = [f"load: PeftModel.from_pretrained({architecture}.from_pretrained({', '.join(['BASE', *_load_settings(head_plan)])}), DIR)"]
     if alpha != float(settings.get("alpha", 8)) and not scale:
         notes.append(f"written by {doc.get('version')}, which computed LoRA with scaling 1: lora_alpha = r "
