@@ -345,3 +345,23 @@ def test_vera_on_layers_its_shared_matrices_do_not_fit_is_refused(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "HC145" in result.stderr and "do not fit" in result.stderr and "v_proj" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_verify_catches_a_merged_weight_off_by_a_little(tmp_path):
+    """compare_export's tolerance (atol + rtol * the largest output, as into flex) still refuses one merged weight
+    changed by 1e-3: the export computes something else."""
+    from safetensors.torch import load_file, save_file
+
+    from headcheck.migration.verify import compare_export
+
+    src = build("bert", tmp_path / "src", adapters.LoRAConfig(r=2, alpha=4, init_weights="bert"))
+    assert run_cli("migrate", src, "--to", "transformers", "--out", tmp_path / "out").returncode == 0
+    faithful = compare_export(src, tmp_path / "out", adapter="task")
+    assert faithful.ok and faithful.tolerance < 1e-4, faithful
+    tensors = load_file(tmp_path / "out" / "model.safetensors")
+    tensors["bert.encoder.layer.0.attention.self.query.weight"] += 1e-3
+    save_file(tensors, tmp_path / "out" / "model.safetensors", metadata={"format": "pt"})
+    altered = compare_export(src, tmp_path / "out", adapter="task")
+    assert not altered.ok and altered.max_logits_diff > altered.tolerance, altered
+    print(f"faithful {faithful.max_logits_diff:.3g}, altered {altered.max_logits_diff:.3g}, "
+          f"tolerance {altered.tolerance:.3g}")

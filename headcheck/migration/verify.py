@@ -256,6 +256,9 @@ def compare_export(original: Path, exported: Path, base: Path | str | None = Non
         after, info = getattr(transformers, name).from_pretrained(exported, output_loading_info=True)
         after.eval()
         inputs = fixed_inputs(after.config, head_config, head_config.get("num_choices"))
-        diff, loss = _difference(model_outputs(before, inputs), model_outputs(after, inputs))
-    return Comparison(diff, loss, ATOL.get(after.dtype, DEFAULT_ATOL), tuple(info["missing_keys"]),
+        expected = model_outputs(before, inputs)
+        diff, loss = _difference(expected, model_outputs(after, inputs))
+    # the same tolerance as into flex: a merged weight rounds W + scaling * B @ A once, where adapters adds the
+    # product to every output, so the float32 difference grows with the outputs' size
+    return Comparison(diff, loss, _tolerance(before.dtype, expected), tuple(info["missing_keys"]),
                       tuple(info["unexpected_keys"]))
