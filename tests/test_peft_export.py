@@ -267,7 +267,7 @@ def test_any_adapter_settings_get_a_verdict_from_both_export_judges(tmp_path_fac
     folder = tmp_path_factory.mktemp("fuzzed") / "adapter"
     shutil.copytree(PEFT_FIXTURES / "bert-lora-seqcls", folder)
     original = json.loads((folder / "adapter_config.json").read_text())
-    scalars = st.none() | st.booleans() | st.integers(-3, 40) | st.floats(allow_nan=False) | st.text(max_size=8)
+    scalars = st.none() | st.booleans() | st.integers(-3, 40) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
     values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4),
                                                                                                inner, max_size=3),
                           max_leaves=6)

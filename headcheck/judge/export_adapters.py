@@ -124,7 +124,8 @@ def described_architecture(architecture: Any) -> str:
     """What an adapter config's `architecture` other than lora names, for a refusal (any JSON value)."""
     if architecture is None:
         return "a bottleneck adapter"
-    return "a config union" if architecture == "union" else str(architecture)
+    # never empty: the caller's refusal is this text (an empty name would read as no refusal)
+    return "a config union" if architecture == "union" else str(architecture) or repr(architecture)
 
 
 def attn_matrices(settings: Mapping[str, Any]) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ class PeftPlan:
     method: str  # "lora" or "ia3"
     r: int
     lora_alpha: float  # PEFT scales a LoRA by lora_alpha / r: adapters' alpha, or r where adapters computes scaling 1
-    ia3_scale: float  # adapters multiplies an (IA)^3 vector by alpha; PEFT's vector holds the product
+    ia3_scale: float  # adapters multiplies an (IA)^3 vector by alpha (as computed); PEFT's vector holds the product
     dropout: float
     attn_matrices: tuple[str, ...]  # which blocks of a fused q/k/v layer the adapter holds
     task_type: str | None  # PEFT's task_type; None for a head-less adapter of an encoder (never planned today)
@@ -103,16 +103,18 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _scaled_as_trained(doc: Mapping[str, Any], settings: Mapping[str, Any]) -> float:
-    """The alpha adapters computes the folder with: its own, or r for a LoRA written before adapters 1.1.0."""
+def _alpha_as_computed(doc: Mapping[str, Any], settings: Mapping[str, Any]) -> float:
+    """The alpha adapters computes the folder with: its own, or r where the folder was written before adapters 1.1.0
+    with r != alpha (adapters' loading.py _fix_backward_compat, for LoRA and (IA)^3 alike)."""
     version = str(doc.get("version") or "")
     try:
         old = version.startswith(ADAPTERS_VERSION_PREFIX) and \
             Version(version.removeprefix(ADAPTERS_VERSION_PREFIX)) < FIXED_SCALING
     except InvalidVersion:
         old = False
-    return float(settings.get("r", 8)) if old and settings.get("r") != settings.get("alpha") else \
-        float(settings.get("alpha", 8))
+    default = 1 if settings.get("composition_mode") == "scale" else 8  # IA3Config's and LoRAConfig's defaults
+    r, alpha = settings.get("r", default), settings.get("alpha", default)
+    return float(r if old and r != alpha else alpha)
 
 
 def _adapter_folder(facts: Facts, report: Report) -> PeftJudgement:
@@ -155,16 +157,15 @@ def _adapter_folder(facts: Facts, report: Report) -> PeftJudgement:
             return PeftJudgement(Export(TARGET, ExportVerdict.NOT_EXPORTABLE, findings=judged.export.findings))
         head_plan, architecture = judged.plan, judged.plan.architecture
     scale = settings.get("composition_mode") == "scale"
-    alpha = _scaled_as_trained(doc, settings)
+    alpha = _alpha_as_computed(doc, settings)
     dropout = settings.get("dropout")
-    plan = PeftPlan(name, "ia3" if scale else "lora", int(settings.get("r", 8)), alpha,
-                    float(settings.get("alpha", 1)) if scale else 1.0,
+    plan = PeftPlan(name, "ia3" if scale else "lora", int(settings.get("r", 8)), alpha, alpha if scale else 1.0,
                     float(dropout) if _number(dropout) else 0.0,  # dropout only acts in training
-                    attn_matrices(settings),
-                    task_type, architecture, head_plan)
-    notes = [f"load: PeftModel.from_pretrained({architecture}.from_pretrained({', '.join(['BASE', *_load_settings(head_plan)])}), DIR)"]
-    if alpha != float(settings.get("alpha", 8)) and not scale:
-        notes.append(f"written by {doc.get('version')}, which computed LoRA with scaling 1: lora_alpha = r "
+                    attn_matrices(settings), task_type, architecture, head_plan)
+    settings_line = ", ".join(["BASE", *_load_settings(head_plan)])
+    notes = [f"load: PeftModel.from_pretrained({architecture}.from_pretrained({settings_line}), DIR)"]
+    if alpha != float(settings.get("alpha", 1 if scale else 8)):
+        notes.append(f"written by {doc.get('version')}, which computed LoRA with scaling 1: alpha = r "
                      "(what adapters 1.1+ does when it loads the folder)")
     return PeftJudgement(Export(TARGET, ExportVerdict.EXPORTABLE, architecture,
                                 head_name=head_plan.head_name if head_plan else None, adapter=name,
