@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from headcheck.migration import run as migration
+from headcheck.migration import torch_zip_writer
 from headcheck.migration.tensor_bytes import digest_of
 from helpers import CHECKPOINTS, adapter_folder_with_bin_head, run_cli, scan, without_heavy_stack
 
@@ -167,7 +168,7 @@ def test_a_bin_head_written_wrong_is_caught_by_the_byte_check(tmp_path, monkeypa
     """The torch-free .bin writer digests the source bytes as it streams them: bytes it writes wrong fail the
     check, however well formed the file."""
     pytest.importorskip("torch")
-    real_write = migration.write_torch_zip
+    real_write = torch_zip_writer.write_torch_zip  # migrate imports it on use
 
     def flipped(chunks):
         for i, chunk in enumerate(chunks()):
@@ -177,7 +178,7 @@ def test_a_bin_head_written_wrong_is_caught_by_the_byte_check(tmp_path, monkeypa
         real_write(path, [dataclasses.replace(t, chunks=functools.partial(flipped, t.chunks)) for t in tensors])
         return {t.name: digest_of(t.chunks()) for t in tensors}
 
-    monkeypatch.setattr(migration, "write_torch_zip", flipping_write)
+    monkeypatch.setattr(torch_zip_writer, "write_torch_zip", flipping_write)
     with pytest.raises(migration.MigrationError, match="differ from the source"):
         migration.migrate(adapter_folder_with_bin_head(tmp_path / "src"), tmp_path / "out")
     assert not (tmp_path / "out").exists()
