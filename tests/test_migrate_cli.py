@@ -15,6 +15,7 @@ import xxhash
 
 from headcheck.migration import run as migration
 from headcheck.migration import tensor_bytes, torch_zip_writer
+from headcheck.migration.safetensors_writer import PendingTensor, write_safetensors
 from headcheck.migration.tensor_bytes import digest_of
 from headcheck.read.safetensors_header import read_safetensors_index
 from helpers import CHECKPOINTS, adapter_folder_with_bin_head, run_cli, scan, without_heavy_stack
@@ -305,3 +306,31 @@ def test_span_digests_reads_spans_across_windows_gaps_and_empty_spans(tmp_path, 
     spans = [(0, 0), (0, 5000), (5000, 5000), (5003, 20000), (20000, 20001), (30000, 51200), (51200, 51200)]
     assert tensor_bytes.span_digests(tmp_path / "file", spans) == [xxhash.xxh3_128(data[a:b]).digest() for a, b in spans]
     assert tensor_bytes.span_digests(tmp_path / "file", []) == []
+
+
+def test_runs_of_mapped_tensors_are_written_and_digested_tensor_by_tensor(tmp_path, monkeypatch):
+    """Tensors whose bytes follow one another in a source file are copied through shared windows: each still
+    lands at its own place with its own digest, across window ends, gaps, other files and computed tensors."""
+    monkeypatch.setattr(tensor_bytes, "WINDOW", 2 * mmap.ALLOCATIONGRANULARITY)
+    sources = {"a": bytes(range(256)) * 100, "b": bytes(reversed(range(256))) * 50}
+    for name, data in sources.items():
+        (tmp_path / name).write_bytes(data)
+    parts = [("a", 0, 10000), ("a", 10000, 20000), ("a", 20004, 25000), (None, 0, 1000), ("b", 0, 5000),
+             ("a", 25000, 25600), ("a", 25600, 25600)]
+    expected, tensors = {}, []
+    for number, (name, start, end) in enumerate(parts):
+        data = sources[name][start:end] if name else bytes(end - start)
+        expected[f"t{number}"] = data
+        tensors.append(PendingTensor(f"t{number}", "U8", (end - start,), end - start,
+                                     functools.partial(_one_chunk, data),
+                                     (tmp_path / name, start) if name else None))
+    digests = write_safetensors(tmp_path / "out.safetensors", tensors)
+    raw = (tmp_path / "out.safetensors").read_bytes()
+    for name, info in read_safetensors_index(tmp_path / "out.safetensors", "out.safetensors")[0].items():
+        assert raw[info.span[0]:info.span[1]] == expected[name], name
+        assert digests[name] == xxhash.xxh3_128(expected[name]).digest(), name
+    assert set(digests) == set(expected)
+
+
+def _one_chunk(data: bytes):
+    yield memoryview(data)

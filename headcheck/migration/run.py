@@ -249,7 +249,8 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tupl
         pending = [
             PendingTensor(m.target, m.source.dtype, m.shape, nbytes(m.source.dtype, m.source.shape),
                           functools.partial(tensor_chunks, source, m.source),
-                          m.source.span[0] if m.source.storage is None and m.source.span else None)
+                          (source / m.source.file, m.source.span[0]) if m.source.storage is None and m.source.span
+                          else None)
             for m in output.moves
         ]
         for added in output.added:

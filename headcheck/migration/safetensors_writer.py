@@ -17,6 +17,7 @@ from typing import Callable, Iterator, Sequence, TypeVar
 import xxhash
 
 from ..read.safetensors_header import nbytes
+from .tensor_bytes import span_chunks
 
 ALIGNMENT = 8  # the format pads the header so tensor data starts 8-byte aligned
 CACHE_LINE = 64  # and ours pads it further, so the data sits where its source does within a cache line (_padding)
@@ -32,7 +33,9 @@ class PendingTensor:
     shape: tuple[int, ...]
     length: int
     chunks: Callable[[], Iterator[memoryview]]  # the tensor's bytes, in order
-    source_offset: int | None = None  # where the bytes start in the file they are mapped from; None: computed
+    # the file and offset its bytes are copied from as they are (a safetensors source); None: computed or unpacked.
+    # write_safetensors reads runs of such tensors that lie one after another through shared windows (span_chunks)
+    mapped_from: tuple[Path, int] | None = None
 
 
 def header_bytes(tensors: Sequence[PendingTensor], metadata: dict[str, str]) -> bytes:
@@ -54,8 +57,8 @@ def _padding(tensors: Sequence[PendingTensor], data_start: int) -> int:
     shifts: dict[int, int] = {}
     offset = 0
     for tensor in tensors:
-        if tensor.source_offset is not None:
-            shift = (tensor.source_offset - offset) % CACHE_LINE
+        if tensor.mapped_from is not None:
+            shift = (tensor.mapped_from[1] - offset) % CACHE_LINE
             shifts[shift] = shifts.get(shift, 0) + tensor.length
         offset += tensor.length
     best = max(shifts, key=shifts.__getitem__, default=None)
@@ -125,7 +128,11 @@ def split_by_bytes(items: list[T], parts: int, length: Callable[[T], int]) -> li
 
 def _write_group(fd: int, group: list[tuple[PendingTensor, int]], on_bytes) -> list[tuple[str, bytes]]:
     digests = []
-    for tensor, offset in group:
+    for run in _runs(group):
+        if run[0][0].mapped_from is not None:
+            digests.extend(_write_run(fd, run, on_bytes))
+            continue
+        tensor, offset = run[0]
         digest, at = xxhash.xxh3_128(), offset
         chunks = tensor.chunks()
         with contextlib.closing(chunks):
@@ -139,6 +146,39 @@ def _write_group(fd: int, group: list[tuple[PendingTensor, int]], on_bytes) -> l
             raise OSError(f"{tensor.name}: the source gave {at - offset} bytes, not {tensor.length}")
         digests.append((tensor.name, digest.digest()))
     return digests
+
+
+def _runs(group: list[tuple[PendingTensor, int]]) -> Iterator[list[tuple[PendingTensor, int]]]:
+    """Consecutive tensors whose bytes follow one another in one source file (written one after another, they
+    follow one another in the output too); every other tensor is a run of its own."""
+    run: list[tuple[PendingTensor, int]] = []
+    for item in group:
+        tensor = item[0]
+        if run and tensor.mapped_from is not None and (last := run[-1][0]).mapped_from is not None and \
+                tensor.mapped_from == (last.mapped_from[0], last.mapped_from[1] + last.length):
+            run.append(item)
+            continue
+        if run:
+            yield run
+        run = [item]
+    if run:
+        yield run
+
+
+def _write_run(fd: int, run: list[tuple[PendingTensor, int]], on_bytes) -> list[tuple[str, bytes]]:
+    path, start = run[0][0].mapped_from
+    spans = [(tensor.mapped_from[1], tensor.mapped_from[1] + tensor.length) for tensor, _ in run]
+    digests = [xxhash.xxh3_128() for _ in run]
+    done = 0
+    for index, chunk in span_chunks(path, spans):
+        digests[index].update(chunk)
+        _pwrite_all(fd, chunk, run[0][1] + done)
+        done += len(chunk)
+        if on_bytes:
+            on_bytes(len(chunk))
+    if done != spans[-1][1] - start:
+        raise OSError(f"{run[0][0].name}: the source gave {done} bytes, not {spans[-1][1] - start}")
+    return [(tensor.name, digest.digest()) for (tensor, _), digest in zip(run, digests)]
 
 
 def _pwrite_all(fd: int, chunk: memoryview, at: int) -> None:
