@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 from pathlib import Path
@@ -80,6 +79,8 @@ def _close_local_names(path: Path) -> list[str]:
         siblings = [entry.name for entry in (path.parent if str(path.parent) else Path(".")).iterdir()]
     except OSError:
         return []
+    import difflib  # only a scan of a missing path compares names
+
     return [str(path.parent / name) for name in difflib.get_close_matches(path.name, siblings, n=2, cutoff=0.8)]
 
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 import copy
 from typing import Any, Iterator, Mapping
 
-from packaging.version import InvalidVersion, Version
-
 from ..model import Finding
 from .judgement import finding
 
 RENAME = {"gelu": "gelu_new", "gelu_orig": "gelu"}  # 2.x name -> the same function's name since 3.0
-FIRST_V3_TRANSFORMERS = Version("4.17.0")  # adapter-transformers 3.0.0 was built on transformers 4.17.0
+FIRST_V3_TRANSFORMERS = "4.17.0"  # adapter-transformers 3.0.0 was built on transformers 4.17.0
 
 
 def written_by_v2(doc: Mapping[str, Any], role: str) -> bool:
@@ -27,8 +25,10 @@ def written_by_v2(doc: Mapping[str, Any], role: str) -> bool:
         return False
     if role == "head":
         return "version" not in doc
+    from packaging.version import InvalidVersion, Version  # only for XModelWithHeads configs
+
     try:
-        return Version(str(doc.get("transformers_version"))) < FIRST_V3_TRANSFORMERS
+        return Version(str(doc.get("transformers_version"))) < Version(FIRST_V3_TRANSFORMERS)
     except InvalidVersion:
         return False
 

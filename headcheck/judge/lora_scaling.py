@@ -24,22 +24,22 @@ from __future__ import annotations
 import copy
 from typing import Any, Iterator, Mapping
 
-from packaging.version import InvalidVersion, Version
-
 from ..model import Finding
 from .judgement import finding
 
-FIRST_ADAPTERS_TRANSFORMERS = Version("4.35.2")  # adapters 0.1.0 requires transformers==4.35.2
-FIRST_FIXED_TRANSFORMERS = Version("4.47.0")  # adapters 1.1.0 (the fix) requires transformers~=4.47.1
+FIRST_ADAPTERS_TRANSFORMERS = "4.35.2"  # adapters 0.1.0 requires transformers==4.35.2
+FIRST_FIXED_TRANSFORMERS = "4.47.0"  # adapters 1.1.0 (the fix) requires transformers~=4.47.1
 KEY_ADDED_IN_1_1 = "dtype"  # LoRAConfig.dtype, new in adapters 1.1.0
 
 
-def _transformers_between(doc: Mapping[str, Any]) -> Version | None:
+def _transformers_between(doc: Mapping[str, Any]) -> bool:
+    from packaging.version import InvalidVersion, Version  # only configs that name adapters: a scan of others skips it
+
     try:
         version = Version(str(doc.get("transformers_version")))
     except InvalidVersion:
-        return None
-    return version if FIRST_ADAPTERS_TRANSFORMERS <= version < FIRST_FIXED_TRANSFORMERS else None
+        return False
+    return Version(FIRST_ADAPTERS_TRANSFORMERS) <= version < Version(FIRST_FIXED_TRANSFORMERS)
 
 
 def _loras(settings: Any) -> Iterator[dict]:
@@ -67,10 +67,10 @@ def pre_1_1_loras(doc: Mapping[str, Any]) -> Iterator[tuple[str, str, dict]]:
     """(adapter name, config_map key, LoRA settings dict of DOC) for each LoRA written by adapters < 1.1.0
     that adapters 1.1+ would compute with another scaling."""
     block = doc.get("adapters")
-    if not isinstance(block, Mapping) or _transformers_between(doc) is None:
+    if not isinstance(block, Mapping):
         return
     names, config_map = block.get("adapters"), block.get("config_map")
-    if not isinstance(names, Mapping) or not isinstance(config_map, Mapping):
+    if not (isinstance(names, Mapping) and names and isinstance(config_map, Mapping) and _transformers_between(doc)):
         return
     for adapter, key in names.items():
         if isinstance(key, str):

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -21,14 +20,13 @@ from ..judge.engine import scan_facts, scan_path
 from ..model import EXPORT_TARGETS, Report, Verdict
 from ..read.facts import build_facts
 from ..read.json_text import dump_json
-from ..read.pickle_index import read_pickle_index
 from ..read.safetensors_header import nbytes, read_safetensors_index
+from ..read.tensor_info import TensorInfo
 from .export_plan import export_rescan_problem, prepare_export
 from .peft_plan import peft_rescan_problem, prepare_peft_export
 from .plan import Migration, MigrationError, plan_for
-from .safetensors_writer import WRITERS, PendingTensor, write_safetensors
-from .tensor_bytes import digest_of, file_chunks, tensor_chunks, zero_chunks
-from .torch_zip_writer import write_torch_zip
+from .safetensors_writer import WRITERS, PendingTensor, on_threads, split_by_bytes, write_safetensors
+from .tensor_bytes import digest_of, file_chunks, span_digests, tensor_chunks, zero_chunks
 
 
 class NotConvertibleError(Exception):
@@ -261,7 +259,9 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tupl
     for output in migration.outputs:
         pending = [
             PendingTensor(m.target, m.source.dtype, m.shape, nbytes(m.source.dtype, m.source.shape),
-                          functools.partial(tensor_chunks, source, m.source))
+                          functools.partial(tensor_chunks, source, m.source),
+                          (source / m.source.file, m.source.span[0]) if m.source.storage is None and m.source.span
+                          else None)
             for m in output.moves
         ]
         for added in output.added:
@@ -271,8 +271,12 @@ def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tupl
         for merged in output.computed:  # the digest is of the computed bytes, which the byte check compares
             pending.append(PendingTensor(merged.target, merged.dtype, merged.shape, nbytes(merged.dtype, merged.shape),
                                          functools.partial(merged.chunks, source)))
-        write = write_torch_zip if output.is_pickle else write_safetensors
-        written = write(tmp / output.name, pending, on_bytes)
+        if output.is_pickle:  # a head in torch.save's format: its writer and reader (pickletools, tarfile) on use
+            from .torch_zip_writer import write_torch_zip
+
+            written = write_torch_zip(tmp / output.name, pending, on_bytes)
+        else:
+            written = write_safetensors(tmp / output.name, pending, on_bytes)
         digests.update(((output.name, name), digest) for name, digest in written.items())
     if migration.index_file:
         _write_index(tmp, migration)
@@ -333,26 +337,37 @@ def _write_index(tmp: Path, migration: Migration) -> None:
 
 def _check_bytes(tmp: Path, migration: Migration, digests: dict[tuple[str, str], bytes]) -> int:
     """Re-read the written headers and every written tensor's bytes; each must match the digest of what was
-    read from the source while writing. Tensors are digested on two threads (digesting releases the GIL)."""
+    read from the source while writing. The tensors are digested in two halves on two threads, as they were
+    written (digesting releases the GIL)."""
     checked = 0
-    with ThreadPoolExecutor(max_workers=WRITERS) as pool:
-        for output in migration.outputs:
-            path = tmp / output.name
-            written = read_pickle_index(path, output.name) if output.is_pickle else read_safetensors_index(path, output.name)[0]
-            planned = {m.target: (m.source.dtype, m.shape) for m in output.moves}
-            planned.update((a.target, (a.dtype, a.shape)) for a in output.added)
-            planned.update((c.target, (c.dtype, c.shape)) for c in output.computed)
-            if {name: (info.dtype, info.shape) for name, info in written.items()} != planned:
-                raise MigrationError(f"{output.name}: written tensors differ from the plan (names, dtypes or shapes)")
+    for output in migration.outputs:
+        path = tmp / output.name
+        if output.is_pickle:
+            from ..read.pickle_index import read_pickle_index
 
-            def same(item) -> bool:
-                name, info = item
-                return digest_of(tensor_chunks(tmp, info)) == digests[output.name, name]
+            written = read_pickle_index(path, output.name)
+        else:
+            written = read_safetensors_index(path, output.name)[0]
+        planned = {m.target: (m.source.dtype, m.shape) for m in output.moves}
+        planned.update((a.target, (a.dtype, a.shape)) for a in output.added)
+        planned.update((c.target, (c.dtype, c.shape)) for c in output.computed)
+        if {name: (info.dtype, info.shape) for name, info in written.items()} != planned:
+            raise MigrationError(f"{output.name}: written tensors differ from the plan (names, dtypes or shapes)")
 
-            for (name, _), ok in zip(written.items(), pool.map(same, written.items())):
-                if not ok:
-                    raise MigrationError(f"{output.name}: bytes of {name} differ from the source")
-                checked += 1
+        def differing(group: list[tuple[str, TensorInfo]]) -> list[str]:
+            if output.is_pickle:  # zip members, each read as a stream of its own
+                found = [digest_of(tensor_chunks(tmp, info)) for _, info in group]
+            else:
+                found = span_digests(path, [info.span for _, info in group])
+            return [name for (name, _), digest in zip(group, found) if digest != digests[output.name, name]]
+
+        items = list(written.items())
+        if not output.is_pickle:
+            items.sort(key=lambda item: item[1].span)  # span_digests reads the file front to back
+        halves = split_by_bytes(items, WRITERS, lambda item: nbytes(item[1].dtype, item[1].shape))
+        if bad := [name for half in on_threads(differing, halves) for name in half]:
+            raise MigrationError(f"{output.name}: bytes of {bad[0]} differ from the source")
+        checked += len(written)
     return checked
 
 

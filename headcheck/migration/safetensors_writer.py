@@ -9,17 +9,21 @@ import contextlib
 import json
 import os
 import struct
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import xxhash
 
 from ..read.safetensors_header import nbytes
+from .tensor_bytes import span_chunks
 
 ALIGNMENT = 8  # the format pads the header so tensor data starts 8-byte aligned
+CACHE_LINE = 64  # and ours pads it further, so the data sits where its source does within a cache line (_padding)
 WRITERS = 2  # threads writing one file: the copy is memory-bound, a second core doubles it
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -29,9 +33,12 @@ class PendingTensor:
     shape: tuple[int, ...]
     length: int
     chunks: Callable[[], Iterator[memoryview]]  # the tensor's bytes, in order
+    # the file and offset its bytes are copied from as they are (a safetensors source); None: computed or unpacked.
+    # write_safetensors reads runs of such tensors that lie one after another through shared windows (span_chunks)
+    mapped_from: tuple[Path, int] | None = None
 
 
-def header_bytes(tensors: Iterable[PendingTensor], metadata: dict[str, str]) -> bytes:
+def header_bytes(tensors: Sequence[PendingTensor], metadata: dict[str, str]) -> bytes:
     header: dict[str, object] = {"__metadata__": metadata}
     offset = 0
     for tensor in tensors:
@@ -40,7 +47,24 @@ def header_bytes(tensors: Iterable[PendingTensor], metadata: dict[str, str]) -> 
         header[tensor.name] = {"dtype": tensor.dtype, "shape": list(tensor.shape), "data_offsets": [offset, offset + tensor.length]}
         offset += tensor.length
     raw = json.dumps(header, separators=(",", ":")).encode()
-    return raw + b" " * (-len(raw) % ALIGNMENT)
+    return raw + b" " * _padding(tensors, 8 + len(raw))
+
+
+def _padding(tensors: Sequence[PendingTensor], data_start: int) -> int:
+    """Spaces after the header's JSON: the data starts 8-byte aligned, at the offset within a cache line that puts
+    the most bytes where their source has them. The kernel copies fastest between equally aligned addresses: an
+    8-byte shift cost 1.6x the CPU of copying bert-base (AMD EPYC, Linux 6.18)."""
+    shifts: dict[int, int] = {}
+    offset = 0
+    for tensor in tensors:
+        if tensor.mapped_from is not None:
+            shift = (tensor.mapped_from[1] - offset) % CACHE_LINE
+            shifts[shift] = shifts.get(shift, 0) + tensor.length
+        offset += tensor.length
+    best = max(shifts, key=shifts.__getitem__, default=None)
+    if best is None or best % ALIGNMENT:  # nothing mapped, or a source not 8-byte aligned itself
+        return -data_start % ALIGNMENT
+    return (best - data_start) % CACHE_LINE
 
 
 def write_safetensors(path: Path, tensors: list[PendingTensor],
@@ -58,25 +82,57 @@ def write_safetensors(path: Path, tensors: list[PendingTensor],
         sink.write(struct.pack("<Q", len(raw)) + raw)
         sink.truncate(offset)
         fd = sink.fileno()
-        with ThreadPoolExecutor(max_workers=WRITERS) as pool:
-            halves = pool.map(lambda group: _write_group(fd, group, on_bytes), split_by_bytes(placed, WRITERS))
-            return {name: digest for half in halves for name, digest in half}
+        groups = split_by_bytes(placed, WRITERS, lambda item: item[0].length)
+        halves = on_threads(lambda group: _write_group(fd, group, on_bytes), groups)
+        return {name: digest for half in halves for name, digest in half}
 
 
-def split_by_bytes(items: list[tuple[PendingTensor, int]], parts: int) -> list[list[tuple[PendingTensor, int]]]:
+def on_threads(work: Callable[[T], R], items: list[T]) -> list[R]:
+    """work(item) for every item, each on a thread of its own; their results in order, or the first exception
+    raised, once every thread has ended (an interrupt, too, waits for them: their files are removed next).
+    Plain threads: concurrent.futures would add its imports (logging, queue, ...) to every migrate."""
+    results: list = [None] * len(items)
+    errors: list[BaseException] = []
+
+    def run(index: int, item: T) -> None:
+        try:
+            results[index] = work(item)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(items)]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        for thread in threads:
+            thread.join()
+        raise
+    if errors:
+        raise errors[0]
+    return results
+
+
+def split_by_bytes(items: list[T], parts: int, length: Callable[[T], int]) -> list[list[T]]:
     """Consecutive groups of about equal byte counts."""
-    total = sum(tensor.length for tensor, _ in items) or 1
-    groups: list[list] = [[] for _ in range(parts)]
+    total = sum(map(length, items)) or 1
+    groups: list[list[T]] = [[] for _ in range(parts)]
     done = 0
     for item in items:
         groups[min(parts - 1, done * parts // total)].append(item)
-        done += item[0].length
+        done += length(item)
     return [group for group in groups if group]
 
 
 def _write_group(fd: int, group: list[tuple[PendingTensor, int]], on_bytes) -> list[tuple[str, bytes]]:
     digests = []
-    for tensor, offset in group:
+    for run in _runs(group):
+        if run[0][0].mapped_from is not None:
+            digests.extend(_write_run(fd, run, on_bytes))
+            continue
+        tensor, offset = run[0]
         digest, at = xxhash.xxh3_128(), offset
         chunks = tensor.chunks()
         with contextlib.closing(chunks):
@@ -90,6 +146,39 @@ def _write_group(fd: int, group: list[tuple[PendingTensor, int]], on_bytes) -> l
             raise OSError(f"{tensor.name}: the source gave {at - offset} bytes, not {tensor.length}")
         digests.append((tensor.name, digest.digest()))
     return digests
+
+
+def _runs(group: list[tuple[PendingTensor, int]]) -> Iterator[list[tuple[PendingTensor, int]]]:
+    """Consecutive tensors whose bytes follow one another in one source file (written one after another, they
+    follow one another in the output too); every other tensor is a run of its own."""
+    run: list[tuple[PendingTensor, int]] = []
+    for item in group:
+        tensor = item[0]
+        if run and tensor.mapped_from is not None and (last := run[-1][0]).mapped_from is not None and \
+                tensor.mapped_from == (last.mapped_from[0], last.mapped_from[1] + last.length):
+            run.append(item)
+            continue
+        if run:
+            yield run
+        run = [item]
+    if run:
+        yield run
+
+
+def _write_run(fd: int, run: list[tuple[PendingTensor, int]], on_bytes) -> list[tuple[str, bytes]]:
+    path, start = run[0][0].mapped_from
+    spans = [(tensor.mapped_from[1], tensor.mapped_from[1] + tensor.length) for tensor, _ in run]
+    digests = [xxhash.xxh3_128() for _ in run]
+    done = 0
+    for index, chunk in span_chunks(path, spans):
+        digests[index].update(chunk)
+        _pwrite_all(fd, chunk, run[0][1] + done)
+        done += len(chunk)
+        if on_bytes:
+            on_bytes(len(chunk))
+    if done != spans[-1][1] - start:
+        raise OSError(f"{run[0][0].name}: the source gave {done} bytes, not {spans[-1][1] - start}")
+    return [(tensor.name, digest.digest()) for (tensor, _), digest in zip(run, digests)]
 
 
 def _pwrite_all(fd: int, chunk: memoryview, at: int) -> None:

@@ -10,7 +10,7 @@ import contextlib
 import mmap
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import xxhash
 
@@ -30,7 +30,7 @@ def tensor_chunks(root: Path, info: TensorInfo) -> Iterator[memoryview]:
     start, end = info.span
     if info.storage is None:  # safetensors: the span is absolute in the file
         with (root / info.file).open("rb") as fh:
-            yield from _mapped(fh.fileno(), start, end, info)
+            yield from _mapped(fh.fileno(), start, end, f"{info.file}: {info.name}")
         return
     try:
         yield from _zip_member_chunks(root, info, start, end)
@@ -56,7 +56,7 @@ def _zip_member_chunks(root: Path, info: TensorInfo, start: int, end: int) -> It
             remaining -= read
 
 
-def _mapped(fd: int, start: int, end: int, info: TensorInfo) -> Iterator[memoryview]:
+def _mapped(fd: int, start: int, end: int, what: str) -> Iterator[memoryview]:
     at = start
     while at < end:
         base = at - at % mmap.ALLOCATIONGRANULARITY  # mappings start at a granularity boundary
@@ -64,7 +64,7 @@ def _mapped(fd: int, start: int, end: int, info: TensorInfo) -> Iterator[memoryv
         try:
             window = mmap.mmap(fd, length, offset=base, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ)
         except ValueError:  # the span reaches past the end of the file
-            raise InputError(f"{info.file}: {info.name} ends {end - at} bytes early (truncated file?)") from None
+            raise InputError(f"{what} ends {end - at} bytes early (truncated file?)") from None
         view = memoryview(window)
         chunk = view[at - base:length]
         try:
@@ -98,6 +98,38 @@ def file_chunks(path: Path) -> Iterator[memoryview]:
     with open(path, "rb") as handle:
         while block := handle.read(WINDOW):
             yield memoryview(block)
+
+
+def span_chunks(path: Path, spans: Sequence[tuple[int, int]]) -> Iterator[tuple[int, memoryview]]:
+    """(index, chunk) for the bytes of each (start, end) span of a file, the spans in file order and not
+    overlapping, each chunk valid until the next one is requested. The file is mapped a window at a time across
+    the spans, as cp and the bare-Python floor read it: a mapping per tensor doubled the mmap and munmap calls of
+    copying bert-4x (521 tensors) and made the byte check of bert-base take a third longer."""
+    if not spans:
+        return
+    with open(path, "rb") as fh:
+        at, first = spans[0][0], 0
+        for chunk in _mapped(fh.fileno(), spans[0][0], spans[-1][1], str(path)):
+            stop = at + len(chunk)
+            for index in range(first, len(spans)):
+                start, end = spans[index]
+                if start >= stop:
+                    break
+                if max(start, at) < min(end, stop):
+                    with chunk[max(start, at) - at:min(end, stop) - at] as part:
+                        yield index, part
+                if end > stop:  # continues in the next window
+                    break
+                first = index + 1
+            at = stop
+
+
+def span_digests(path: Path, spans: Sequence[tuple[int, int]]) -> list[bytes]:
+    """digest_of each span of a file (as span_chunks reads them)."""
+    digests = [xxhash.xxh3_128() for _ in spans]
+    for index, chunk in span_chunks(path, spans):
+        digests[index].update(chunk)
+    return [digest.digest() for digest in digests]
 
 
 def digest_of(chunks: Iterator[memoryview], sink: Callable[[memoryview], Any] | None = None) -> bytes:

@@ -15,7 +15,6 @@ from ..errors import InputError, NothingScannedError, UnsafePickleError
 from ..model import Finding, Severity
 from .local import LocalFolder, Source, check_not_pointer, read_card_file, read_json_file, read_weights_file
 from .names import CARD_FILE, CONFIG_FILES, SHARD, SHARD_INDEXES, SIDE_CONFIGS, WEIGHT_FILES
-from .numpy_header import pickled_arrays
 from .shard_index import check_shard_holds_its_tensors, weight_map_of
 from .tensor_info import TensorIndex, TensorInfo
 
@@ -179,6 +178,8 @@ def _read_folder(source: Source) -> Facts:
 def _collect_pickled_arrays(collector: _Collector, root: Path, files: tuple[str, ...]) -> None:
     for name in files:
         if name.endswith((".npy", ".npz")):
+            from .numpy_header import pickled_arrays  # pickletools and ast only where numpy files lie
+
             for line in pickled_arrays(root / name, name):
                 collector.findings.append(Finding(
                     "HC135", Severity.WARNING, f"{line}: np.load loads it only with allow_pickle=True, which runs it; "
