@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from packaging.version import InvalidVersion, Version
-
 from . import layouts, ruledata
 from .export import ExportPlan, judge_head
 from .export_adapters import attn_matrices, described_architecture
@@ -24,7 +22,7 @@ from ..read.facts import Facts
 TARGET = "peft"
 # adapters < 1.1.0 computed LoRA with scaling 1 whatever alpha said; adapters 1.1+ loads such a folder with
 # alpha = r (loading.py _fix_backward_compat): so does the export (adapters pull request #770)
-FIXED_SCALING = Version("1.1.0")
+FIXED_SCALING = "1.1.0"
 ADAPTERS_VERSION_PREFIX = "adapters."
 
 
@@ -107,11 +105,14 @@ def _alpha_as_computed(doc: Mapping[str, Any], settings: Mapping[str, Any]) -> f
     """The alpha adapters computes the folder with: its own, or r where the folder was written before adapters 1.1.0
     with r != alpha (adapters' loading.py _fix_backward_compat, for LoRA and (IA)^3 alike)."""
     version = str(doc.get("version") or "")
-    try:
-        old = version.startswith(ADAPTERS_VERSION_PREFIX) and \
-            Version(version.removeprefix(ADAPTERS_VERSION_PREFIX)) < FIXED_SCALING
-    except InvalidVersion:
-        old = False
+    old = False
+    if version.startswith(ADAPTERS_VERSION_PREFIX):
+        from packaging.version import InvalidVersion, Version  # on use: most scans compare no version
+
+        try:
+            old = Version(version.removeprefix(ADAPTERS_VERSION_PREFIX)) < Version(FIXED_SCALING)
+        except InvalidVersion:
+            pass
     default = 1 if settings.get("composition_mode") == "scale" else 8  # IA3Config's and LoRAConfig's defaults
     r, alpha = settings.get("r", default), settings.get("alpha", default)
     return float(r if old and r != alpha else alpha)
