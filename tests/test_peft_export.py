@@ -283,3 +283,28 @@ def test_any_adapter_settings_get_a_verdict_from_both_export_judges(tmp_path_fac
         assert {e.target for e in report.exports} == {"transformers", "peft"}
 
     check()
+
+
+def test_an_adapter_folder_saved_as_bin_gives_the_same_peft_tensors(tmp_path):
+    """Older adapters releases save pytorch_adapter.bin / pytorch_model_head.bin: read without unpickling, the
+    same tensors land in adapter_model.safetensors, and the .bin files are superseded (not copied)."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    case = PEFT_FIXTURES / "bert-lora-seqcls"
+    folder = tmp_path / "bin"
+    shutil.copytree(case, folder)
+    for safetensors_name, bin_name in (("adapter.safetensors", "pytorch_adapter.bin"),
+                                       ("model_head.safetensors", "pytorch_model_head.bin")):
+        torch.save(load_file(folder / safetensors_name), folder / bin_name)
+        (folder / safetensors_name).unlink()
+    for source, out in ((folder, tmp_path / "from-bin"), (case, tmp_path / "from-safetensors")):
+        done = run_cli("migrate", source, "--to", "peft", "--base", f"{case}.base", "--out", out)
+        assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "from-bin").iterdir()) == ["adapter_config.json",
+                                                                          "adapter_model.safetensors"]
+    from_bin = load_file(tmp_path / "from-bin" / "adapter_model.safetensors")
+    from_safetensors = load_file(tmp_path / "from-safetensors" / "adapter_model.safetensors")
+    assert from_bin.keys() == from_safetensors.keys()
+    assert all(torch.equal(from_bin[k], from_safetensors[k]) for k in from_bin)
