@@ -68,9 +68,9 @@ def migrate(source: str | PathLike, out: str | PathLike, *, head_name: str | Non
     `exports.transformers` (`head` / `adapter` choose where it carries several; NotExportableError when it is
     not exportable, ExportChoiceError when a choice is missing or names nothing); with `to="peft"`, an adapter
     folder as a PEFT adapter of its base model (`exports.peft`; `verify=True` is refused: VerifyUnavailableError).
-    An adapter folder's `base` is a
-    folder or a Hub repository id (default: adapter_config.json's model_name), fetched into the HF cache with
-    `token` (default: HF_TOKEN or the stored login); BaseModelNameError when it names neither.
+    An adapter folder's `base` is a folder or a Hub repository id (default: adapter_config.json's model_name),
+    fetched into the HF cache with `token` (default: HF_TOKEN or the stored login); BaseModelNameError when it
+    names neither.
 
     Every tensor's bytes are checked and the result must scan as already-flex before `out` appears;
     `verify=True` also compares outputs and loss with transformers/adapters (the 'verify' extra).
