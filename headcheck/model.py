@@ -132,9 +132,9 @@ class Export:
 
     target: str  # one of EXPORT_TARGETS
     verdict: ExportVerdict
-    architecture: str | None = None
+    architecture: str | None = None  # the class written (transformers) or the adapter is loaded onto (peft)
     head_name: str | None = None  # the flex head written into the static class
-    adapter: str | None = None  # the adapter merged into the base weights
+    adapter: str | None = None  # the adapter merged into the base weights (peft: the adapter written)
     findings: tuple[Finding, ...] = ()  # why it is not-exportable, one rule each
     notes: tuple[str, ...] = ()  # what the export assumes (e.g. a full model's only adapter is the trained one)
 
