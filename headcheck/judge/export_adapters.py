@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from . import ruledata
 from .judgement import finding
 from ..model import Finding
+from ..read.json_text import is_number
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,8 @@ def _settings(block: Mapping[str, Any], value: Any) -> Any:
     return value if isinstance(value, dict) else config_map.get(value, value) if isinstance(value, str) else value
 
 
-def _positive(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+def positive_number(value: Any) -> bool:
+    return is_number(value) and value > 0
 
 
 def why_not_merged(settings: Any, model_type: str | None) -> str | None:
@@ -57,18 +58,13 @@ def why_not_merged(settings: Any, model_type: str | None) -> str | None:
         return "gated LoRA: a learned gate scales the update per input"
     if settings.get("use_dora"):
         return "DoRA: its magnitude vector renormalises the merged weight"
-    vera = settings.get("vera_d") is not None or settings.get("vera_b") is not None
-    if vera and model_type in ruledata.exports()["lora_layouts"]:
+    if is_vera(settings) and model_type in ruledata.exports()["lora_layouts"]:
         # adapters' fused q/k/v layer (LoRAMergedLinear) reads lora_A, which its Vera module lacks: such a model
         # fails in adapters itself, so there are no outputs an export could reproduce
         return (f"VeRA in model_type {model_type!r}: adapters' fused q/k/v layer cannot run it ('Vera' object has "
                 "no attribute 'lora_A')")
-    if "n_up_projection" in settings or "task_names" in settings:
-        return "MTL-LoRA: its update depends on the task id"
-    if not all(_positive(settings.get(key, 1)) for key in ("r", "alpha")):
-        return f"LoRA with r {settings.get('r')!r} and alpha {settings.get('alpha')!r}, not positive numbers"
-    if settings.get("composition_mode") not in ("add", "scale"):
-        return f"LoRA with composition_mode {settings.get('composition_mode')!r}"
+    if why := unexportable_lora(settings):
+        return why
     if model_type not in ruledata.exports()["lora_families"]:
         return f"LoRA in model_type {model_type!r}, whose fused or transposed projections headcheck does not merge"
     return None
@@ -114,10 +110,26 @@ def judge_merge(config: Mapping[str, Any], config_file: str, adapter: str | None
 def merge_of(name: str, settings: Mapping[str, Any]) -> Merge:
     """The merge of a LoRA, VeRA or (IA)^3 adapter's settings (why_not_merged said it merges)."""
     scale = settings.get("composition_mode") == "scale"
-    vera = settings.get("vera_d") is not None or settings.get("vera_b") is not None
     # adapters multiplies a LoRA's (and VeRA's) update by alpha / r, an (IA)^3 vector by alpha (methods/lora.py)
     scaling = float(settings.get("alpha", 1)) if scale else float(settings.get("alpha", 8)) / float(settings.get("r", 8))
-    return Merge(name, "ia3" if scale else "vera" if vera else "lora", scaling, attn_matrices(settings))
+    return Merge(name, "ia3" if scale else "vera" if is_vera(settings) else "lora", scaling, attn_matrices(settings))
+
+
+def is_vera(settings: Mapping[str, Any]) -> bool:
+    """A LoRA config of adapters' VeRA (its trained vectors b and d beside frozen shared matrices)."""
+    return settings.get("vera_d") is not None or settings.get("vera_b") is not None
+
+
+def unexportable_lora(settings: Mapping[str, Any]) -> str | None:
+    """Why a LoRA config computes what no export target repeats (whatever the target), or None: MTL-LoRA, r or alpha
+    not positive numbers, a composition_mode other than add and scale."""
+    if "n_up_projection" in settings or "task_names" in settings:
+        return "MTL-LoRA: its update depends on the task id"
+    if not all(positive_number(settings.get(key, 1)) for key in ("r", "alpha")):
+        return f"LoRA with r {settings.get('r')!r} and alpha {settings.get('alpha')!r}, not positive numbers"
+    if settings.get("composition_mode") not in ("add", "scale"):
+        return f"LoRA with composition_mode {settings.get('composition_mode')!r}"
+    return None
 
 
 def described_architecture(architecture: Any) -> str:

@@ -14,16 +14,18 @@ from typing import Any, Mapping
 
 from . import layouts, ruledata
 from .export import ExportPlan, judge_head
-from .export_adapters import attn_matrices, described_architecture
+from .export_adapters import attn_matrices, described_architecture, is_vera, unexportable_lora
 from .judgement import finding
 from ..model import Export, ExportVerdict, Head, Kind, Layout, Report, Verdict
 from ..read.facts import Facts
+from ..read.json_text import is_number
 
 TARGET = "peft"
 # adapters < 1.1.0 computed LoRA with scaling 1 whatever alpha said; adapters 1.1+ loads such a folder with
 # alpha = r (loading.py _fix_backward_compat): so does the export (adapters pull request #770)
 FIXED_SCALING = "1.1.0"
 ADAPTERS_VERSION_PREFIX = "adapters."
+LOAD_NOTE = "load: "  # the exportable verdict's note with the loading line (loading_code, BASE and DIR unfilled)
 
 
 @dataclass(frozen=True)
@@ -86,19 +88,11 @@ def why_not_peft(settings: Any) -> tuple[str, str] | None:
         return "HC152", "gated LoRA"
     if settings.get("use_dora"):
         return "HC153", "DoRA"
-    if settings.get("vera_d") is not None or settings.get("vera_b") is not None:
+    if is_vera(settings):
         return "HC149", "VeRA (PEFT draws its shared matrices from its own seed)"
-    if "n_up_projection" in settings or "task_names" in settings:
-        return "HC149", "MTL-LoRA (its update depends on the task id)"
-    if settings.get("composition_mode") not in ("add", "scale"):
-        return "HC149", f"LoRA with composition_mode {settings.get('composition_mode')!r}"
-    if not all(_number(settings.get(k, 1)) and settings.get(k, 1) > 0 for k in ("r", "alpha")):
-        return "HC149", f"LoRA with r {settings.get('r')!r} and alpha {settings.get('alpha')!r}, not positive numbers"
+    if why := unexportable_lora(settings):
+        return "HC149", why
     return None
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _alpha_as_computed(doc: Mapping[str, Any], settings: Mapping[str, Any]) -> float:
@@ -161,16 +155,26 @@ def _adapter_folder(facts: Facts, report: Report) -> PeftJudgement:
     alpha = _alpha_as_computed(doc, settings)
     dropout = settings.get("dropout")
     plan = PeftPlan(name, "ia3" if scale else "lora", int(settings.get("r", 8)), alpha, alpha if scale else 1.0,
-                    float(dropout) if _number(dropout) else 0.0,  # dropout only acts in training
+                    float(dropout) if is_number(dropout) else 0.0,  # dropout only acts in training
                     attn_matrices(settings), task_type, architecture, head_plan)
-    settings_line = ", ".join(["BASE", *_load_settings(head_plan)])
-    notes = [f"load: PeftModel.from_pretrained({architecture}.from_pretrained({settings_line}), DIR)"]
+    notes = [LOAD_NOTE + loading_code(architecture, _load_settings(head_plan))]
     if alpha != float(settings.get("alpha", 1 if scale else 8)):
         notes.append(f"written by {doc.get('version')}, which computed LoRA with scaling 1: alpha = r "
                      "(what adapters 1.1+ does when it loads the folder)")
     return PeftJudgement(Export(TARGET, ExportVerdict.EXPORTABLE, architecture,
                                 head_name=head_plan.head_name if head_plan else None, adapter=name,
                                 notes=tuple(notes)), plan)
+
+
+def loading_code(architecture: str, settings: list[str], base: str = "BASE", folder: str = "DIR") -> str:
+    """The line that loads the export with PEFT onto its base model; `base` and `folder` as Python expressions."""
+    return f"PeftModel.from_pretrained({architecture}.from_pretrained({', '.join([base, *settings])}), {folder})"
+
+
+def load_line(export: Export, base: str, folder: str) -> str:
+    """The exportable verdict's loading line (its LOAD_NOTE note) with `base` and `folder` filled in."""
+    note = next(n for n in export.notes if n.startswith(LOAD_NOTE)).removeprefix(LOAD_NOTE)
+    return note.replace("(BASE", f"({base}", 1).replace(", DIR)", f", {folder})")
 
 
 def _load_settings(head: ExportPlan | None) -> list[str]:

@@ -25,6 +25,7 @@ import copy
 from typing import Any, Iterator, Mapping
 
 from ..model import Finding
+from ..read.json_text import is_number
 from .judgement import finding
 
 FIRST_ADAPTERS_TRANSFORMERS = "4.35.2"  # adapters 0.1.0 requires transformers==4.35.2
@@ -54,7 +55,7 @@ def _loras(settings: Any) -> Iterator[dict]:
 
 def _differs(lora: Mapping[str, Any]) -> bool:
     r, alpha = lora.get("r"), lora.get("alpha")
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (r, alpha))
+    numbers = all(is_number(v) for v in (r, alpha))
     return numbers and r > 0 and r != alpha and not lora.get("use_gating") and KEY_ADDED_IN_1_1 not in lora
 
 

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from . import layouts
 from ..model import ConfigChange, Finding, Plan, Rename
+from ..read.json_text import is_number
 from ..read.tensor_info import TensorInfo
 from .judgement import finding
 
@@ -116,10 +117,6 @@ def _unread(c: _Carried, config_file: str) -> Finding:
                         "transformers 5 without adapters")
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _rope(config: Mapping[str, Any], config_file: str) -> Finding | _Carried | None:
     params = config.get("rope_parameters")
     if not isinstance(params, Mapping) or config.get("rope_scaling") is not None:
@@ -159,7 +156,7 @@ def _rope(config: Mapping[str, Any], config_file: str) -> Finding | _Carried | N
 def _rope_blocked(config: Mapping[str, Any], params: Mapping[str, Any], rope_type: str, theta: Any) -> str | None:
     """Why this rope_parameters has no 4.57 equivalent (None when it has one)."""
     model_type = config.get("model_type")
-    if not _number(theta):
+    if not is_number(theta):
         return f"rope_theta {theta!r}"
     if any(isinstance(v, Mapping) for v in params.values()):
         return "RoPE parameters per layer type"
@@ -175,10 +172,10 @@ def _rope_blocked(config: Mapping[str, Any], params: Mapping[str, Any], rope_typ
     if rope_type == "default":
         return None
     required, _ = ROPE_SCALING_KEYS[rope_type]
-    missing = [k for k in required if not _number(params.get(k))]
+    missing = [k for k in required if not is_number(params.get(k))]
     if missing:
         return f"RoPE type {rope_type!r} without a number for {', '.join(missing)}"
-    if rope_type in NEEDS_ORIGINAL_MAX and not _number(_original_max(config, params)):
+    if rope_type in NEEDS_ORIGINAL_MAX and not is_number(_original_max(config, params)):
         return f"RoPE type {rope_type!r} without {ORIGINAL_MAX}"
     return None
 

@@ -63,6 +63,11 @@ def json_kind(value: Any) -> str:
     return kinds.get(type(value), "a number")
 
 
+def is_number(value: Any) -> bool:
+    """A JSON number as parsed: an int or a float, never a bool (which Python counts as an int)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def quoted(text: str) -> str:
     """A name or value from a possibly hostile file, for a one-line message: lone surrogates and control
     characters escaped, length bounded."""
