@@ -4,7 +4,7 @@ repository becomes, what was merged and left out, what was checked, how to load 
 from __future__ import annotations
 
 from .migration import render_comparison
-from .pull_request import FOOTER, LISTED, files_line, findings_table
+from .pull_request import FOOTER, LISTED, TRY_IT, files_line, findings_table, notes_lines, repo_argument
 
 # the Auto class that picks the exported class from its config.json, by the head type its rescan names
 AUTO_CLASSES = {
@@ -29,7 +29,7 @@ def render_export_description(hub, changes) -> str:
              f"(`{report.head.architecture}`) that loads only with `adapters`, which pins transformers 4.57. "
              f"`exports.transformers` is **{export.verdict.value}** as `{migration.export}`: after this pull request "
              "the repository loads with transformers alone (4.x or 5.x), without adapters.", ""]
-    lines += [*(f"- {note}" for note in export.notes), ""] if export.notes else []
+    lines += notes_lines(export)
     lines += findings_table(report)
     lines += ["## What the export did", "", f"- class `{report.head.architecture}` → `{migration.export}`, "
               f"head `{export.head_name}`", *_onto_base(migration), *_merged(migration, export.adapter),
@@ -45,12 +45,12 @@ def render_export_description(hub, changes) -> str:
                  f"{render_comparison(result.comparison)}" if result.comparison is not None else
                  "- outputs not compared in this run (`headcheck migrate ... --to transformers --verify` loads the "
                  "original with adapters and the export with transformers, and compares logits and loss)")
-    where = f'"{repo.repo_id}"' + (f', subfolder="{repo.subfolder}"' if repo.subfolder else "")
+    where = repo_argument(repo)
     auto = AUTO_CLASSES.get(result.rescan.head.type, "AutoModel")  # the written class's own head, rescanned
     lines += ["", "## Loading the result", "", "```python", "import transformers  # 4.x or 5.x: adapters not needed",
               "", f"model = transformers.{auto}.from_pretrained({where})",
               f"# or the class itself: transformers.{migration.export}.from_pretrained({where})", "```", "",
-              "Before merging, pass `revision=\"refs/pr/N\"` (N: this pull request's number) to try it.", *FOOTER]
+              TRY_IT, *FOOTER]
     return "\n".join(lines) + "\n"
 
 

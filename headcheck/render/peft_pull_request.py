@@ -3,7 +3,8 @@ adapter of its base model; what was written and checked, and how to load it with
 
 from __future__ import annotations
 
-from .pull_request import FOOTER, LISTED, files_line, findings_table
+from ..judge.export_peft import load_line
+from .pull_request import FOOTER, LISTED, TRY_IT, files_line, findings_table, notes_lines, repo_argument
 
 
 def render_peft_description(hub, changes) -> str:
@@ -16,7 +17,7 @@ def render_peft_description(hub, changes) -> str:
              f"that loads only with `adapters`, which pins transformers 4.57. `exports.peft` is "
              f"**{export.verdict.value}** onto `{migration.export}`: after this pull request the repository is a PEFT "
              "adapter, which PEFT loads onto the plain base model (transformers 4.x or 5.x), without adapters.", ""]
-    lines += [*(f"- {note}" for note in export.notes), ""] if export.notes else []
+    lines += notes_lines(export)
     lines += findings_table(report)
     moves = [m for o in migration.outputs for m in o.moves]
     computed = [c for o in migration.outputs for c in o.computed]
@@ -38,13 +39,11 @@ def render_peft_description(hub, changes) -> str:
               f"- the result scanned again: a PEFT adapter ({result.rescan.export('peft').verdict.value})",
               "- headcheck's tests load exports of each supported shape with `PeftModel.from_pretrained` under "
               "transformers 4.57 and 5.24 and compare logits and loss with the adapters model"]
-    where = f'"{repo.repo_id}"' + (f', subfolder="{repo.subfolder}"' if repo.subfolder else "")
-    # the scan's load line (judge/export_peft.py writes it: the class, num_labels, problem_type), with BASE and DIR
-    load = next(note.removeprefix("load: ") for note in export.notes if note.startswith("load: "))
+    where = repo_argument(repo)
     lines += ["", "## Loading the result", "", "```python", "# transformers 4.x or 5.x: adapters not needed",
               f"from transformers import {migration.export}", "from peft import PeftModel", "",
-              "model = " + load.replace("(BASE", f'("{base}"').replace(", DIR)", f", {where})"), "```", "",
-              "Before merging, pass `revision=\"refs/pr/N\"` (N: this pull request's number) to try it.", *FOOTER]
+              "model = " + load_line(export, f'"{base}"', where), "```", "",
+              TRY_IT, *FOOTER]
     return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,7 @@ from .migration import migration_dict, render_comparison
 
 TITLE_PREFIX = "headcheck:"  # every pull request headcheck opens starts with it
 LISTED = 12  # renames and zero-filled tensors listed one by one; the rest are counted
+TRY_IT = "Before merging, pass `revision=\"refs/pr/N\"` (N: this pull request's number) to try it."
 FOOTER = ("", "---", f"Opened by headcheck {__version__}; the checks above ran before anything was committed.")
 
 
@@ -71,12 +72,11 @@ def render_description(hub, changes) -> str:
     else:
         lines.append("- outputs not compared in this run (`headcheck migrate ... --verify` loads both and compares "
                      "logits and loss)")
-    where = f'"{repo.repo_id}"' + (f', subfolder="{repo.subfolder}"' if repo.subfolder else "")
+    where = repo_argument(repo)
     load = (f"model = AutoAdapterModel.from_pretrained({where})" if report.kind.value == "full-model" else
             f"model = AutoAdapterModel.from_pretrained(BASE_MODEL)\nmodel.load_adapter({where}, set_active=True)")
     lines += ["", "## Loading the result", "", "```python", "from adapters import AutoAdapterModel", "", load,
-              "```", "", "Before merging, pass `revision=\"refs/pr/N\"` (N: this pull request's number) to try it.",
-              *FOOTER]
+              "```", "", TRY_IT, *FOOTER]
     return "\n".join(lines) + "\n"
 
 
@@ -85,6 +85,16 @@ def findings_table(report) -> list[str]:
         return []
     return ["| rule | severity | message |", "|---|---|---|",
             *(f"| {f.rule} | {f.severity} | {_cell(f.message)} |" for f in report.findings), ""]
+
+
+def repo_argument(repo) -> str:
+    """The repository as from_pretrained's arguments: its id, and its subfolder where the checkpoint is in one."""
+    return f'"{repo.repo_id}"' + (f', subfolder="{repo.subfolder}"' if repo.subfolder else "")
+
+
+def notes_lines(export) -> list[str]:
+    """An export verdict's notes (what it assumes, how to load it), as a list with a blank line after."""
+    return [*(f"- {note}" for note in export.notes), ""] if export.notes else []
 
 
 def files_line(changes) -> str:
