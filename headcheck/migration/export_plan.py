@@ -312,7 +312,7 @@ def prepare_export(facts: Facts, *, head: str | None = None, adapter: str | None
 
 def export_rescan_problem(rescan: Report, architecture: str) -> str | None:
     """Why the written export is not what was planned: it must scan as the static class, loadable as it is."""
-    export = rescan.exports[0] if rescan.exports else None
+    export = rescan.export(TARGET)
     if rescan.layout is Layout.STATIC and export is not None and export.verdict is ExportVerdict.NATIVE \
             and export.architecture == architecture:
         return None

@@ -88,8 +88,8 @@ def prepare(source: Path, *, head_name: str | None = None, head_type: str | None
             adapter: str | None = None, base: Path | str | None = None,
             token: str | None = None) -> tuple[Report, Migration]:
     """Scan and plan, writing nothing. Raises NotConvertibleError unless convertible or already flex (with
-    `to="transformers"`: NotExportableError unless exportable or native; an adapter folder's `base`, a folder or
-    a Hub repository id, is fetched then, `token` reading a private one)."""
+    `to="transformers"` or "peft": NotExportableError unless exportable or native; an adapter folder's `base`, a
+    folder or a Hub repository id, is fetched then, `token` reading a private one)."""
     facts = build_facts(source)  # read once: the plan needs the same facts the verdict came from
     if to in EXPORT_TARGETS:
         report, migration = (prepare_export(facts, head=head, adapter=adapter, base=base, token=token)
@@ -134,8 +134,9 @@ def migrate(source: Path, out: Path, *, head_name: str | None = None, head_type:
         compare = _verifier("compare_export" if to == "transformers" else "compare") if verify else None
         report, migration = prepare(source, head_name=head_name, head_type=head_type, num_choices=num_choices,
                                     to=to, head=head, adapter=adapter, base=base, token=token)
-        if compare is not None and migration.export is not None:  # the original runs the exported head
-            compare = functools.partial(compare, head=report.exports[0].head_name, adapter=report.exports[0].adapter)
+        if compare is not None and to == "transformers":  # the original runs the exported head
+            export = report.export(to)
+            compare = functools.partial(compare, head=export.head_name, adapter=export.adapter)
         comparisons: list = []
         base = migration.root or base  # an export's original loads onto the very base it was planned on
         checks = [_verify_check(compare, source, base, report, comparisons, on_stage)] if compare else []

@@ -54,8 +54,8 @@ def refuse_unchanged(label: str, report: Report, to: str) -> None:
     transformers loads as it is (a PEFT adapter, for a PEFT export)."""
     if to == "peft" and report.export("peft").verdict is ExportVerdict.NATIVE:
         raise PublishRefusedError(f"{label}: already a PEFT adapter, nothing to export; no pull request opened")
-    if to == "transformers" and report.exports[0].verdict is ExportVerdict.NATIVE:
-        raise PublishRefusedError(f"{label}: already loads with transformers as {report.exports[0].architecture}, "
+    if to == "transformers" and (export := report.export(to)).verdict is ExportVerdict.NATIVE:
+        raise PublishRefusedError(f"{label}: already loads with transformers as {export.architecture}, "
                                   "nothing to export; no pull request opened")
     if to == "flex" and report.verdict is Verdict.ALREADY_FLEX:
         raise PublishRefusedError(f"{label}: already flex, nothing to fix; no pull request opened")

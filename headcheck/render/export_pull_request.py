@@ -23,7 +23,8 @@ MERGE_NAMES = {"lora": "LoRA", "ia3": "(IA)^3"}
 
 def render_export_description(hub, changes) -> str:
     report, result, repo = hub.report, hub.result, hub.repo
-    export, migration = report.exports[0], result.migration
+    export, migration = report.export("transformers"), result.migration
+    rescanned = result.rescan.export("transformers")
     lines = ["## What headcheck found", "",
              f"`{repo.label}` at commit `{repo.sha[:12]}`: **{report.verdict.value}**, a {report.head.type} head "
              f"(`{report.head.architecture}`) that loads only with `adapters`, which pins transformers 4.57. "
@@ -40,7 +41,7 @@ def render_export_description(hub, changes) -> str:
               + (", a computed one (merged) with the bytes computed from its sources"
                  if any(o.computed for o in migration.outputs) else "") + f" ({result.tensors_checked} tensors)",
               f"- the result scanned again: transformers loads it as it is "
-              f"({result.rescan.exports[0].verdict.value} `{result.rescan.exports[0].architecture}`)"]
+              f"({rescanned.verdict.value} `{rescanned.architecture}`)"]
     lines.append(f"- the adapters model and the export loaded and run on the same inputs: "
                  f"{render_comparison(result.comparison)}" if result.comparison is not None else
                  "- outputs not compared in this run (`headcheck migrate ... --to transformers --verify` loads the "
