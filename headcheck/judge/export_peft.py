@@ -16,7 +16,7 @@ from . import layouts, ruledata
 from .export import ExportPlan, judge_head
 from .export_adapters import attn_matrices, described_architecture, is_vera, unexportable_lora
 from .judgement import finding
-from ..model import Export, ExportVerdict, Head, Kind, Layout, Report, Verdict
+from ..model import Export, ExportVerdict, Finding, Head, Kind, Layout, Report, Verdict
 from ..read.facts import Facts
 from ..read.json_text import is_number
 
@@ -51,8 +51,12 @@ class PeftJudgement:
 
 
 def _refused(code: str, message: str, file: str, key: str | None = None, hint: str | None = None) -> PeftJudgement:
-    return PeftJudgement(Export(TARGET, ExportVerdict.NOT_EXPORTABLE,
-                                findings=(finding(code, message, file=file, key=key, hint=hint),)))
+    return refused(finding(code, message, file=file, key=key, hint=hint))
+
+
+def refused(*reasons: Finding) -> PeftJudgement:
+    """Not exportable, for these reasons (also those the export's planning finds, which reads the base model)."""
+    return PeftJudgement(Export(TARGET, ExportVerdict.NOT_EXPORTABLE, findings=reasons))
 
 
 def judge_peft_export(facts: Facts, report: Report) -> PeftJudgement:
@@ -149,7 +153,7 @@ def _adapter_folder(facts: Facts, report: Report) -> PeftJudgement:
                             f"headcheck migrate {report.source} --to transformers --base BASE")
         judged = judge_head(model_type, str(head_doc.get("name") or name), cfg, head_file)
         if judged.plan is None:  # no place in the task model's class: the transformers export's own reason
-            return PeftJudgement(Export(TARGET, ExportVerdict.NOT_EXPORTABLE, findings=judged.export.findings))
+            return refused(*judged.export.findings)
         head_plan, architecture = judged.plan, judged.plan.architecture
     scale = settings.get("composition_mode") == "scale"
     alpha = _alpha_as_computed(doc, settings)
@@ -195,4 +199,4 @@ def fusion_refusal(facts: Facts) -> Report:
                               "loads one adapter at a time", file=file,
                      hint="export each LoRA or (IA)^3 adapter of the fusion on its own: headcheck migrate ADAPTER --to peft")
     return Report(facts.root, Kind.ADAPTER, Layout.ADAPTERS_ADAPTER, None, Head("none"), Verdict.NO_HEAD,
-                  files=facts.files, exports=(Export(TARGET, ExportVerdict.NOT_EXPORTABLE, findings=(reason,)),))
+                  files=facts.files, exports=(refused(reason).export,))

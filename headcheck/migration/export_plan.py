@@ -131,14 +131,20 @@ def _merged(tensors: Mapping[str, TensorInfo], plan: ExportPlan, model_type: str
             lora_b, vera = tensors[name], None
             if merge.kind == "lora" and lora_a is None:
                 raise MigrationError(f"{name}: no lora_A beside it")
-        fused = layout["fused"].get(module.rpartition(".")[2])
-        blocks = tuple(matrix in merge.attn_matrices for matrix in fused) if fused else ()
+        blocks = fused_blocks(module, merge.attn_matrices, layout)
         params = ("weight", "bias") if merge.kind == "ia3" else ("weight",)
         for param in params:
             if (base := tensors.get(f"{module}.{param}")) is not None:
                 merged[base.name] = MergedTensor(_renamed(base.name, plan), base, merge.kind, merge.scaling, lora_a,
                                                  lora_b, layout["transposed"], blocks, vera)
     return merged
+
+
+def fused_blocks(module: str, attn_matrices: tuple[str, ...], layout: Mapping[str, Any]) -> tuple[bool, ...]:
+    """Per output block of a fused q/k/v layer (GPT-2's c_attn, DeBERTa's in_proj), whether the adapter holds it;
+    () for a plain layer."""
+    fused = layout["fused"].get(module.rpartition(".")[2])
+    return tuple(matrix in attn_matrices for matrix in fused) if fused else ()
 
 
 def _vera_shared(tensors: Mapping[str, TensorInfo], adapter: str) -> tuple[TensorInfo, TensorInfo]:
@@ -300,7 +306,7 @@ def prepare_export(facts: Facts, *, head: str | None = None, adapter: str | None
                                 "a saved model does not record which one was active: choose one with --adapter NAME")
     try:
         if report.kind is Kind.ADAPTER:
-            found = base_model(base or (facts.doc("adapter") or {}).get("model_name"), token=token)
+            found = base_model(base_named(facts, base), token=token)
             return report, plan_adapter_export(facts, found, judged.plan, Path(facts.root))
         merged = judged.plan.merge.adapter if judged.plan.merge else None
         others = tuple(n for n in ((facts.doc("model") or {}).get("adapters") or {}).get("adapters") or {}
@@ -308,6 +314,11 @@ def prepare_export(facts: Facts, *, head: str | None = None, adapter: str | None
         return report, plan_transformers_export(facts, judged.plan, others)
     except ExportRefusal as refusal:
         return with_export(report, refused(refusal.finding)), None
+
+
+def base_named(facts: Facts, base: Path | str | None) -> Path | str | None:
+    """An adapter folder's base model as the user names it: --base, else adapter_config.json's model_name."""
+    return base or (facts.doc("adapter") or {}).get("model_name")
 
 
 def export_rescan_problem(rescan: Report, architecture: str) -> str | None:

@@ -17,13 +17,13 @@ from typing import Any, Iterable, Mapping
 
 from ..judge import layouts, ruledata
 from ..judge.engine import scan_facts, with_export
-from ..judge.export_peft import TARGET, PeftJudgement, PeftPlan, fusion_refusal, judge_peft_export
+from ..judge.export_peft import TARGET, PeftPlan, fusion_refusal, judge_peft_export, refused
 from ..judge.judgement import finding
-from ..model import Export, ExportVerdict, Kind, Layout, Report
+from ..model import ExportVerdict, Kind, Layout, Report
 from ..read.base_model import base_model
 from ..read.facts import Facts, build_facts, files_of_role
 from ..read.tensor_info import TensorInfo
-from .export_plan import ExportRefusal, adapter_part, head_target
+from .export_plan import ExportRefusal, adapter_part, base_named, fused_blocks, head_target
 from .merge import MergedTensor, require_numpy
 from .peft_tensors import BlockLoraB
 from .plan import Migration, MigrationError, OutputFile, TensorMove
@@ -40,11 +40,6 @@ def _static_name(name: str, fam: Mapping[str, Any]) -> str:
     if first not in fam["static_base_prefixes"] and first in fam.get("base_modules", ()):
         return f"{fam['static_base_prefixes'][0]}.{name}"
     return name
-
-
-def _fused_blocks(module: str, plan: PeftPlan, layout: Mapping[str, Any]) -> tuple[bool, ...]:
-    fused = layout["fused"].get(module.rpartition(".")[2])
-    return tuple(matrix in plan.attn_matrices for matrix in fused) if fused else ()
 
 
 def _check_fit(module: str, weight: TensorInfo | None, a: TensorInfo | None, b: TensorInfo, method: str,
@@ -105,7 +100,7 @@ def plan_peft_export(facts: Facts, base_facts: Facts, plan: PeftPlan, base_name:
     tensors = {name: info for role in ("adapter", "head") for name, info in facts.weights.get(role, {}).items()}
     moves: list[TensorMove] = []
     computed: list[Any] = []
-    adapted: set[str] = set()
+    adapted: dict[str, tuple[bool, ...]] = {}  # adapted module -> which blocks of a fused layer it holds
     scaled = plan.method == "ia3" and plan.ia3_scale != 1.0
     for name, info in sorted(tensors.items()):
         if plan.head is not None and name.startswith(f"heads.{plan.head.head_name}."):
@@ -116,11 +111,11 @@ def plan_peft_export(facts: Facts, base_facts: Facts, plan: PeftPlan, base_name:
         if part is None or part[1] != plan.adapter or part[2] not in ("lora_A", "lora_B"):
             raise MigrationError(f"{name}: a tensor the PEFT export has no place for")
         module = _static_name(part[0], fam)
-        blocks = _fused_blocks(module, plan, layout)
+        blocks = fused_blocks(module, plan.attn_matrices, layout)
         if part[2] == "lora_A":
             moves.append(TensorMove(info, f"{PREFIX}{module}.lora_A.weight", info.shape))
             continue
-        adapted.add(module)
+        adapted[module] = blocks
         lora_a = tensors.get(f"{part[0]}.loras.{plan.adapter}.lora_A")
         if plan.method == "lora" and lora_a is None:
             raise MigrationError(f"{name}: no lora_A beside it")
@@ -151,11 +146,11 @@ def plan_peft_export(facts: Facts, base_facts: Facts, plan: PeftPlan, base_name:
                      {"adapter_config.json": config}, None, export=plan.architecture, target=TARGET)
 
 
-def _adapter_config(plan: PeftPlan, adapted: set[str], module_names: set[str], layout: Mapping[str, Any],
-                    fam: Mapping[str, Any], base_name: str) -> dict[str, Any]:
+def _adapter_config(plan: PeftPlan, adapted: Mapping[str, tuple[bool, ...]], module_names: set[str],
+                    layout: Mapping[str, Any], fam: Mapping[str, Any], base_name: str) -> dict[str, Any]:
     """adapter_config.json in PEFT's schema, with only keys PEFT has read since its early releases (a key an older
     PEFT does not know makes its config class refuse the file)."""
-    target_modules, layers = _target_modules(adapted, module_names)
+    target_modules, layers = _target_modules(set(adapted), module_names)
     head_modules = plan.head.layer_modules.values() if plan.head is not None else ()
     config: dict[str, Any] = {
         "peft_type": PEFT_TYPES[plan.method], "task_type": plan.task_type, "base_model_name_or_path": base_name,
@@ -165,9 +160,9 @@ def _adapter_config(plan: PeftPlan, adapted: set[str], module_names: set[str], l
     }
     if plan.method == "ia3":  # scaling every adapted layer's output, as adapters' (IA)^3 does
         return {**config, "feedforward_modules": [], "init_ia3_weights": True}
-    fused = sorted({m.rpartition(".")[2] for m in adapted if _fused_blocks(m, plan, layout)})
-    held = len([m for m in layout["fused"].get(fused[0], ()) if m in plan.attn_matrices]) if fused else 1
-    plain = any(not _fused_blocks(m, plan, layout) for m in adapted)
+    fused = sorted({m.rpartition(".")[2] for m, blocks in adapted.items() if blocks})
+    held = next((sum(blocks) for blocks in adapted.values() if blocks), 1)  # every fused layer holds the same
+    plain = not all(adapted.values())
     # a fused layer's LoRA is n LoRAs of rank r side by side: rank n*r, and lora_alpha n*alpha keeps alpha / r
     r, alpha = (plan.r, plan.lora_alpha) if plain else (plan.r * held, plan.lora_alpha * held)
     patterns = {name: plan.r * held for name in fused} if plain else {}
@@ -195,14 +190,13 @@ def prepare_peft_export(facts: Facts, *, base: Path | str | None = None, report:
         return report, Migration(report.kind, (), (), (), {}, None, target=TARGET)
     if judged.plan is None:
         return report, None
-    named = base or (facts.doc("adapter") or {}).get("model_name")
+    named = base_named(facts, base)
     found = base_model(named, token=token)  # the weights' headers: the adapter must fit the base's layers
     try:
         migration = plan_peft_export(facts, build_facts(found.folder), judged.plan, str(named))
         return report, dataclasses.replace(migration, base=found)
     except ExportRefusal as refusal:
-        refused = Export(TARGET, ExportVerdict.NOT_EXPORTABLE, findings=(refusal.finding,))
-        return with_export(report, PeftJudgement(refused)), None
+        return with_export(report, refused(refusal.finding)), None
 
 
 def peft_rescan_problem(rescan: Report) -> str | None:
