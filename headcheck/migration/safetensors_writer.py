@@ -17,7 +17,7 @@ from typing import Callable, Iterator, Sequence, TypeVar
 import xxhash
 
 from ..read.safetensors_header import nbytes
-from .tensor_bytes import span_chunks
+from .tensor_bytes import span_windows
 
 ALIGNMENT = 8  # the format pads the header so tensor data starts 8-byte aligned
 CACHE_LINE = 64  # and ours pads it further, so the data sits where its source does within a cache line (_padding)
@@ -34,7 +34,7 @@ class PendingTensor:
     length: int
     chunks: Callable[[], Iterator[memoryview]]  # the tensor's bytes, in order
     # the file and offset its bytes are copied from as they are (a safetensors source); None: computed or unpacked.
-    # write_safetensors reads runs of such tensors that lie one after another through shared windows (span_chunks)
+    # write_safetensors reads runs of such tensors that lie one after another through shared windows (span_windows)
     mapped_from: tuple[Path, int] | None = None
 
 
@@ -166,16 +166,20 @@ def _runs(group: list[tuple[PendingTensor, int]]) -> Iterator[list[tuple[Pending
 
 
 def _write_run(fd: int, run: list[tuple[PendingTensor, int]], on_bytes) -> list[tuple[str, bytes]]:
+    """The run's bytes follow one another in source and output alike, so each mapped window is written with one
+    call and digested tensor by tensor: a write per tensor took the file's lock 4 times as often and made copying
+    bert-base a quarter slower."""
     path, start = run[0][0].mapped_from
     spans = [(tensor.mapped_from[1], tensor.mapped_from[1] + tensor.length) for tensor, _ in run]
     digests = [xxhash.xxh3_128() for _ in run]
     done = 0
-    for index, chunk in span_chunks(path, spans):
-        digests[index].update(chunk)
-        _pwrite_all(fd, chunk, run[0][1] + done)
-        done += len(chunk)
+    for window, parts in span_windows(path, spans):
+        for index, part in parts:
+            digests[index].update(part)
+        _pwrite_all(fd, window, run[0][1] + done)
+        done += len(window)
         if on_bytes:
-            on_bytes(len(chunk))
+            on_bytes(len(window))
     if done != spans[-1][1] - start:
         raise OSError(f"{run[0][0].name}: the source gave {done} bytes, not {spans[-1][1] - start}")
     return [(tensor.name, digest.digest()) for (tensor, _), digest in zip(run, digests)]

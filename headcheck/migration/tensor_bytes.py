@@ -100,35 +100,42 @@ def file_chunks(path: Path) -> Iterator[memoryview]:
             yield memoryview(block)
 
 
-def span_chunks(path: Path, spans: Sequence[tuple[int, int]]) -> Iterator[tuple[int, memoryview]]:
-    """(index, chunk) for the bytes of each (start, end) span of a file, the spans in file order and not
-    overlapping, each chunk valid until the next one is requested. The file is mapped a window at a time across
-    the spans, as cp and the bare-Python floor read it: a mapping per tensor doubled the mmap and munmap calls of
-    copying bert-4x (521 tensors) and made the byte check of bert-base take a third longer."""
+def span_windows(path: Path, spans: Sequence[tuple[int, int]]) -> Iterator[tuple[memoryview, list[tuple[int, memoryview]]]]:
+    """Each mapped window over a file's spans, from the first span's start to the last one's end, with the
+    (index, part) of every span in it; the spans in file order and not overlapping, window and parts valid until
+    the next window is requested. The file is mapped a window at a time across the spans, as cp and the
+    bare-Python floor read it: a mapping per tensor doubled the mmap and munmap calls of copying bert-4x (521
+    tensors) and made the byte check of bert-base take a third longer."""
     if not spans:
         return
     with open(path, "rb") as fh:
         at, first = spans[0][0], 0
-        for chunk in _mapped(fh.fileno(), spans[0][0], spans[-1][1], str(path)):
-            stop = at + len(chunk)
+        for window in _mapped(fh.fileno(), spans[0][0], spans[-1][1], str(path)):
+            stop = at + len(window)
+            parts = []
             for index in range(first, len(spans)):
                 start, end = spans[index]
                 if start >= stop:
                     break
                 if max(start, at) < min(end, stop):
-                    with chunk[max(start, at) - at:min(end, stop) - at] as part:
-                        yield index, part
+                    parts.append((index, window[max(start, at) - at:min(end, stop) - at]))
                 if end > stop:  # continues in the next window
                     break
                 first = index + 1
+            try:
+                yield window, parts
+            finally:  # released here, so that the mapping can close
+                for _, part in parts:
+                    part.release()
             at = stop
 
 
 def span_digests(path: Path, spans: Sequence[tuple[int, int]]) -> list[bytes]:
-    """digest_of each span of a file (as span_chunks reads them)."""
+    """digest_of each span of a file (read as span_windows maps it)."""
     digests = [xxhash.xxh3_128() for _ in spans]
-    for index, chunk in span_chunks(path, spans):
-        digests[index].update(chunk)
+    for _, parts in span_windows(path, spans):
+        for index, part in parts:
+            digests[index].update(part)
     return [digest.digest() for digest in digests]
 
 
