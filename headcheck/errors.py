@@ -1,4 +1,4 @@
-"""Errors that end a scan before any rule runs; the CLI maps each to an exit code."""
+"""Errors that end a scan before any rule runs, or a migrate before it writes; the CLI maps each to an exit code."""
 
 
 class InputError(Exception):
@@ -16,6 +16,12 @@ class UnsafePickleError(InputError):
         self.path = path
         self.globals_found = globals_found
         super().__init__(f"{path}: pickle references non-allow-listed globals: {', '.join(globals_found)}")
+
+
+class MergeUnavailableError(Exception):
+    """numpy, which merging an adapter into base weights needs, is not installed (the 'export' extra).
+
+    Here rather than beside the merge, so that the CLI names it without importing the merge arithmetic."""
 
 
 class PublishRefusedError(Exception):

@@ -27,6 +27,9 @@ NOT_IMPORTED = {
     "packaging": "version comparisons of configs that name adapters or XModelWithHeads",
     "difflib": "close names for a missing path",
 }
+# headcheck's own modules a flex migrate leaves alone (the export planners and their merge arithmetic)
+NOT_IMPORTED_OWN = ("headcheck.migration.export_plan", "headcheck.migration.peft_plan", "headcheck.migration.merge",
+                    "headcheck.migration.peft_tensors")
 
 SCRIPT = r"""
 import contextlib, io, json, sys
@@ -43,7 +46,8 @@ for args in json.loads(sys.argv[1]):
     except SystemExit as exc:
         code = exc.code
     codes.append(code)
-print(json.dumps({"codes": codes, "modules": sorted({name.split(".")[0] for name in sys.modules})}))
+print(json.dumps({"codes": codes, "modules": sorted({name.split(".")[0] for name in sys.modules}),
+                  "own": sorted(name for name in sys.modules if name.startswith("headcheck."))}))
 """
 
 
@@ -71,3 +75,5 @@ def test_migrate_imports_only_what_it_uses(tmp_path):
     out = _migrate_in_one_process(tmp_path / "second", env)
     imported = {name: why for name, why in NOT_IMPORTED.items() if name in out["modules"]}
     assert not imported, f"imported by a local safetensors migrate: {imported} (all: {out['modules']})"
+    own = [name for name in NOT_IMPORTED_OWN if name in out["own"]]
+    assert not own, f"a flex migrate imported the export planners: {own}"

@@ -10,7 +10,7 @@ import click
 from ..version import __version__
 from ..judge import ruledata
 from ..model import EXPORT_TARGETS
-from ..errors import ConfigError, InputError, NothingScannedError, PublishRefusedError
+from ..errors import ConfigError, InputError, MergeUnavailableError, NothingScannedError, PublishRefusedError
 from ..read.base_model import BaseModelNameError, base_location
 from ..read.local import names_hub_repo
 from ..exitcodes import ExitCode
@@ -242,7 +242,6 @@ def migrate(source: str, out: Path | None, head_name, head_type, num_choices, fo
     """
     from ..judge.export import ExportChoiceError
     from ..migration import run as migration
-    from ..migration.merge import MergeUnavailableError
     from ..render.migration import render_comparison, render_migration, render_migration_json
 
     options = dict(head_name=head_name, head_type=head_type, num_choices=num_choices)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import MergeUnavailableError
 from ..read.safetensors_header import nbytes
 from ..read.tensor_info import TensorInfo
 from .tensor_bytes import tensor_chunks
@@ -28,10 +29,6 @@ BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 class MergeError(ValueError):
     """A tensor headcheck cannot merge (its dtype or shapes do not fit)."""
-
-
-class MergeUnavailableError(Exception):
-    """numpy, which merging needs, is not installed (the 'export' extra); said before anything is written."""
 
 
 def require_numpy() -> Any:

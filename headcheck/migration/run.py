@@ -22,8 +22,6 @@ from ..read.facts import build_facts
 from ..read.json_text import dump_json
 from ..read.safetensors_header import nbytes, read_safetensors_index
 from ..read.tensor_info import TensorInfo
-from .export_plan import export_rescan_problem, prepare_export
-from .peft_plan import peft_rescan_problem, prepare_peft_export
 from .plan import Migration, MigrationError, plan_for
 from .safetensors_writer import WRITERS, PendingTensor, on_threads, split_by_bytes, write_safetensors
 from .tensor_bytes import digest_of, file_chunks, span_digests, tensor_chunks, zero_chunks
@@ -91,7 +89,10 @@ def prepare(source: Path, *, head_name: str | None = None, head_type: str | None
     `to="transformers"` or "peft": NotExportableError unless exportable or native; an adapter folder's `base`, a
     folder or a Hub repository id, is fetched then, `token` reading a private one)."""
     facts = build_facts(source)  # read once: the plan needs the same facts the verdict came from
-    if to in EXPORT_TARGETS:
+    if to in EXPORT_TARGETS:  # their planners are imported on use: a flex migrate runs without them
+        from .export_plan import prepare_export
+        from .peft_plan import prepare_peft_export
+
         report, migration = (prepare_export(facts, head=head, adapter=adapter, base=base, token=token)
                              if to == "transformers" else prepare_peft_export(facts, base=base, token=token))
         if migration is None:
@@ -157,6 +158,9 @@ def _run(source, out, report, migration, checks, comparisons, replaced, on_bytes
         files_checked = _check_copies(root, tmp, copied)
         rescan = scan_path(tmp)
         if migration.target != "flex":
+            from .export_plan import export_rescan_problem
+            from .peft_plan import peft_rescan_problem
+
             problem = (export_rescan_problem(rescan, migration.export) if migration.target == "transformers"
                        else peft_rescan_problem(rescan))
             if problem:
