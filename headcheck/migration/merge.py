@@ -8,8 +8,10 @@ copies of the largest adapted matrix, whatever the checkpoint's size.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 from ..errors import MergeUnavailableError
 from ..read.safetensors_header import nbytes
 from ..read.tensor_info import TensorInfo
-from .tensor_bytes import tensor_chunks
+from .tensor_bytes import read_into
 
 FLOATS = {"F32": "<f4", "F16": "<f2"}
 # Read by the BLAS numpy loads, once, when numpy is imported. The products are small (rank r), and the writer's two
@@ -31,21 +33,45 @@ class MergeError(ValueError):
     """A tensor headcheck cannot merge (its dtype or shapes do not fit)."""
 
 
-def require_numpy() -> Any:
-    """numpy, imported only when an adapter is merged: scan and every other migrate run without it.
+_MISSING = "merging an adapter into the base weights needs numpy: pip install 'headcheck[export]'"
+_importing: list[threading.Thread] = []  # the import numpy_meanwhile started, joined by require_numpy
 
-    Imported here first, its BLAS runs one thread (see BLAS_THREADS); the environment is restored afterwards, so
+
+def numpy_meanwhile() -> None:
+    """Say now, before anything is written, whether numpy can be imported, and import it on a thread of its own.
+
+    The plan calls this: the writer copies the tensors it does not compute while numpy loads (its import is a tenth
+    of exporting bert-base); the first merge waits for it (require_numpy)."""
+    if "numpy" in sys.modules or _importing:
+        return
+    try:
+        found = importlib.util.find_spec("numpy") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise MergeUnavailableError(_MISSING)
+    thread = threading.Thread(target=_import_numpy, daemon=True)  # an error is raised again by require_numpy
+    _importing.append(thread)
+    thread.start()
+
+
+def require_numpy() -> Any:
+    """numpy, imported only when an adapter is merged: scan and every other migrate run without it."""
+    for thread in _importing:  # numpy is in sys.modules from the start of its import: wait for the end
+        thread.join()
+    return sys.modules.get("numpy") or _import_numpy()
+
+
+def _import_numpy() -> Any:
+    """Imported here first, its BLAS runs one thread (see BLAS_THREADS); the environment is restored afterwards, so
     nothing else (torch in --verify, a user's own code) inherits the setting. A numpy imported earlier keeps its
     pool."""
-    if (loaded := sys.modules.get("numpy")) is not None:
-        return loaded
     saved = {name: os.environ.get(name) for name in BLAS_THREADS}
     os.environ.update(dict.fromkeys(BLAS_THREADS, "1"))
     try:
         import numpy
     except ImportError:
-        raise MergeUnavailableError("merging an adapter into the base weights needs numpy: "
-                                    "pip install 'headcheck[export]'") from None
+        raise MergeUnavailableError(_MISSING) from None
     finally:
         for name, value in saved.items():
             if value is None:
@@ -134,15 +160,14 @@ class MergedTensor:
         if a.ndim != 2 or b.ndim != 2 or b.shape[0] != rows or a.shape[1] != cols or b.shape[1] != a.shape[0]:
             raise MergeError(f"{self.target}: B {b.shape} @ A {a.shape} does not fit the base {info.shape}")
         step, row_bytes, start = max(1, BLOCK_BYTES // (4 * cols)), nbytes(info.dtype, (cols,)), info.span[0]
+        merged = np.empty((min(step, rows), cols), np.float32)  # each block's result, written before the next
         for first in range(0, rows, step):
             last = min(rows, first + step)
-            block = _read(root, dataclasses.replace(info, shape=(last - first, cols),
-                                                    span=(start + first * row_bytes, start + last * row_bytes)))
-            delta = b[first:last] @ a
-            delta *= np.float32(self.scaling)
-            block += delta
-            del delta
-            with memoryview(_encode(block, info.dtype)) as view:
+            delta = np.matmul(b[first:last], a, out=merged[:last - first])
+            delta *= np.float32(self.scaling)  # scaling * (B @ A) + base: the sum base + ... gives, in any order
+            delta += _read(root, dataclasses.replace(info, shape=(last - first, cols),
+                                                     span=(start + first * row_bytes, start + last * row_bytes)))
+            with memoryview(_encode(delta, info.dtype)) as view:
                 yield view.cast("B")
 
     def _delta(self, np, a, b):
@@ -170,18 +195,13 @@ class MergedTensor:
 
 
 def _read(root: Path, info: TensorInfo):
-    """The tensor as a float32 array of its own (writable), read chunk by chunk straight into place."""
+    """The tensor as a float32 array of its own (writable), read straight into place (tensor_bytes.read_into)."""
     np = require_numpy()
     if info.dtype != "BF16" and info.dtype not in FLOATS:
         raise MergeError(f"{info.name}: cannot merge a {info.dtype} tensor")
     raw = np.empty(nbytes(info.dtype, info.shape), np.uint8)
-    at = 0
     with memoryview(raw) as into:
-        for chunk in tensor_chunks(root, info):
-            into[at:at + len(chunk)] = chunk
-            at += len(chunk)
-    if at != raw.size:
-        raise MergeError(f"{info.name}: {at} bytes read, {raw.size} expected")
+        read_into(root, info, into)
     if info.dtype == "BF16":  # bfloat16 is the upper half of a float32: shift it back into place
         return (raw.view("<u2").astype("<u4") << 16).view("<f4").reshape(info.shape)
     return raw.view(FLOATS[info.dtype]).astype(np.float32, copy=False).reshape(info.shape)

@@ -6,6 +6,7 @@ Hand-written because safetensors' own writers need every tensor in memory (torch
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import struct
@@ -82,9 +83,19 @@ def write_safetensors(path: Path, tensors: list[PendingTensor],
         sink.write(struct.pack("<Q", len(raw)) + raw)
         sink.truncate(offset)
         fd = sink.fileno()
-        groups = split_by_bytes(placed, WRITERS, lambda item: item[0].length)
-        halves = on_threads(lambda group: _write_group(fd, group, on_bytes), groups)
+        halves = on_threads(lambda group: _write_group(fd, group, on_bytes), _shares(placed))
         return {name: digest for half in halves for name, digest in half}
+
+
+def _shares(placed: list[tuple[PendingTensor, int]]) -> list[list[tuple[PendingTensor, int]]]:
+    """The writers' work: each thread copies its half of the copied bytes, then computes its half of the computed
+    tensors (which a merge's file order puts together at the end: split by bytes alone, one thread computed them all
+    while the other had ended; and a computed tensor may wait for its arithmetic's import, merge.numpy_meanwhile)."""
+    copied = [item for item in placed if item[0].mapped_from is not None]
+    made = [item for item in placed if item[0].mapped_from is None]
+    shares = itertools.zip_longest(*(split_by_bytes(part, WRITERS, lambda item: item[0].length) for part in (copied, made)),
+                                   fillvalue=[])
+    return [share_copied + share_made for share_copied, share_made in shares]
 
 
 def on_threads(work: Callable[[T], R], items: list[T]) -> list[R]:
