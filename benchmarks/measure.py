@@ -43,6 +43,10 @@ class Variant:
     env: dict[str, str | None] = field(default_factory=dict)  # overrides for this child; None removes a variable
     counter: Callable[[], int] | None = None  # read before and after each run; the difference is recorded
     warmup: bool = False  # run once, untimed, before the measured rounds (caches as on a user's second run)
+    # folders read whole (untimed) before every run: the kernel evicts input pages while the slow baselines run
+    # (this machine's DAMON pages out memory idle for seconds), and the first variant of each round re-read them
+    # from disk for the floor that followed it: 0.52-0.57 s against 0.24-0.26 s for the same migrate
+    reads: Sequence[Path] = ()
 
 
 @dataclass
@@ -85,6 +89,16 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
+def read_whole(folder: Path) -> None:
+    """Every byte of every file below `folder`, read and dropped: the folder is in the page cache afterwards."""
+    buffer = bytearray(8 << 20)
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            with path.open("rb", buffering=0) as handle:
+                while handle.readinto(buffer):
+                    pass
+
+
 def run_once(cmd: Sequence[str], cwd: Path, env: dict[str, str], log_dir: Path) -> tuple[Sample, str, str]:
     """Run `cmd` to completion through spawn.py; return its sample, stdout and the tail of its stderr."""
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -119,6 +133,11 @@ def alternate(variants: Sequence[Variant], runs: int, cwd: Path, env: dict[str, 
             result = series[variant.key]
             if result.error:
                 continue
+            for folder in variant.reads:
+                read_whole(folder)
+            # then the output's pages are freed, just before the run that writes as many: pages this VM leaves free
+            # for 2 s are handed back to its host (free page reporting), and the next write into them took 3-8x as
+            # long (benchmarks/README: slow mode)
             for path in variant.outputs:
                 remove(path)
             os.sync()  # flush the previous variant's dirty pages outside the timed region

@@ -87,7 +87,7 @@ def markdown(sections: list[Section], inputs: dict[str, Checkpoint], info: dict[
                 result, missed = "MISSED", missed + 1
             lines.append(f"| {target.text} | {target.measured} | {result} |")
     lines += ["", f"targets: {met} met, {missed} missed, {unmeasured} not measured"]
-    lines += ["", "commands (OUT is a fresh folder, removed before each run):"]
+    lines += ["", "commands (OUT is a fresh folder, removed before each run; a copying command's input folder is read into the page cache before each run):"]
     for section in sections:
         for row in section.rows:
             if row.series is not None:

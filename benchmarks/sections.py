@@ -118,20 +118,20 @@ def _migrate_group(ctx: Context) -> dict[str, Series]:
             Variant("migrate", f"headcheck migrate {bert.name}",
                     _headcheck("migrate", str(bert.path), "--out", str(out / "migrate"), "--force"),
                     f"python -m headcheck migrate {bert.name} --out OUT --force", outputs=[out / "migrate"],
-                    check=_migrate_check, warmup=True),
+                    check=_migrate_check, warmup=True, reads=[bert.path]),
             Variant("cp", f"floor: cp -r {bert.name}", ["cp", "-r", str(bert.path), str(out / "cp")],
-                    f"cp -r {bert.name} OUT", outputs=[out / "cp"]),
+                    f"cp -r {bert.name} OUT", outputs=[out / "cp"], reads=[bert.path]),
             _pyfloor("pyfloor", bert, out),
             Variant("loadsave", f"baseline: from_pretrained + save {bert.name}",
                     [sys.executable, "-c", LOAD_SAVE, str(bert.path), str(out / "loadsave")],
                     f"python -c 'AutoAdapterModel.from_pretrained({bert.name}).save_pretrained(OUT)'",
-                    outputs=[out / "loadsave"]),
+                    outputs=[out / "loadsave"], reads=[bert.path]),
             Variant("migrate4x", f"headcheck migrate {wide.name}",
                     _headcheck("migrate", str(wide.path), "--out", str(out / "migrate4x"), "--force"),
                     f"python -m headcheck migrate {wide.name} --out OUT --force", outputs=[out / "migrate4x"],
-                    check=_migrate_check),
+                    check=_migrate_check, reads=[wide.path]),
             Variant("cp4x", f"floor: cp -r {wide.name}", ["cp", "-r", str(wide.path), str(out / "cp4x")],
-                    f"cp -r {wide.name} OUT", outputs=[out / "cp4x"]),
+                    f"cp -r {wide.name} OUT", outputs=[out / "cp4x"], reads=[wide.path]),
             _pyfloor("pyfloor4x", wide, out),
         ]
 
@@ -143,7 +143,8 @@ def _pyfloor(key: str, checkpoint, out: Path) -> Variant:
     that digest (benchmarks/copy_floor.py) -- nothing else."""
     return Variant(key, f"floor: bare Python copy + byte check {checkpoint.name}",
                    [sys.executable, str(Path(__file__).with_name("copy_floor.py")), str(checkpoint.path), str(out / key)],
-                   f"python benchmarks/copy_floor.py {checkpoint.name} OUT", outputs=[out / key])
+                   f"python benchmarks/copy_floor.py {checkpoint.name} OUT", outputs=[out / key],
+                   reads=[checkpoint.path])
 
 
 def _export_group(ctx: Context) -> dict[str, Series]:
@@ -155,7 +156,7 @@ def _export_group(ctx: Context) -> dict[str, Series]:
                        _headcheck("migrate", str(checkpoint.path), "--to", "transformers", "--out", str(out / key),
                                   "--force"),
                        f"python -m headcheck migrate {checkpoint.name} --to transformers --out OUT --force",
-                       outputs=[out / key], check=_migrate_check, warmup=warmup)
+                       outputs=[out / key], check=_migrate_check, warmup=warmup, reads=[checkpoint.path])
 
     def variants() -> list[Variant]:
         return [
@@ -164,7 +165,7 @@ def _export_group(ctx: Context) -> dict[str, Series]:
             Variant("mergesave", f"baseline: from_pretrained + merge_adapter + save {lora.name}",
                     [sys.executable, "-c", MERGE_SAVE, str(lora.path), str(out / "mergesave")],
                     f"python -c 'm = AutoAdapterModel.from_pretrained({lora.name}); m.merge_adapter(NAME); "
-                    f"m.save_pretrained(OUT)'", outputs=[out / "mergesave"]),
+                    f"m.save_pretrained(OUT)'", outputs=[out / "mergesave"], reads=[lora.path]),
             export("export4x", wide),
             _pyfloor("exportfloor4x", wide, out),
         ]

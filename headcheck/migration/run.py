@@ -89,12 +89,15 @@ def prepare(source: Path, *, head_name: str | None = None, head_type: str | None
     `to="transformers"` or "peft": NotExportableError unless exportable or native; an adapter folder's `base`, a
     folder or a Hub repository id, is fetched then, `token` reading a private one)."""
     facts = build_facts(source)  # read once: the plan needs the same facts the verdict came from
-    if to in EXPORT_TARGETS:  # their planners are imported on use: a flex migrate runs without them
-        from .export_plan import prepare_export
-        from .peft_plan import prepare_peft_export
+    if to in EXPORT_TARGETS:  # each planner is imported on use: a flex migrate runs without them
+        if to == "transformers":
+            from .export_plan import prepare_export
 
-        report, migration = (prepare_export(facts, head=head, adapter=adapter, base=base, token=token)
-                             if to == "transformers" else prepare_peft_export(facts, base=base, token=token))
+            report, migration = prepare_export(facts, head=head, adapter=adapter, base=base, token=token)
+        else:
+            from .peft_plan import prepare_peft_export
+
+            report, migration = prepare_peft_export(facts, base=base, token=token)
         if migration is None:
             raise NotExportableError(report, to)
         return report, migration
@@ -158,11 +161,7 @@ def _run(source, out, report, migration, checks, comparisons, replaced, on_bytes
         files_checked = _check_copies(root, tmp, copied)
         rescan = scan_path(tmp)
         if migration.target != "flex":
-            from .export_plan import export_rescan_problem
-            from .peft_plan import peft_rescan_problem
-
-            problem = (export_rescan_problem(rescan, migration.export) if migration.target == "transformers"
-                       else peft_rescan_problem(rescan))
+            problem = _export_rescan_problem(rescan, migration)
             if problem:
                 raise MigrationError(problem)
         elif rescan.verdict is not Verdict.ALREADY_FLEX:
@@ -182,6 +181,16 @@ def _run(source, out, report, migration, checks, comparisons, replaced, on_bytes
     # the output is the checked folder, renamed: its rescan only needs the new name
     return MigrateResult(report, migration, out, checked, dataclasses.replace(rescan, source=str(out)),
                          comparisons[0] if comparisons else None, replaced, files_checked)
+
+
+def _export_rescan_problem(rescan: Report, migration: Migration) -> str | None:
+    if migration.target == "transformers":
+        from .export_plan import export_rescan_problem
+
+        return export_rescan_problem(rescan, migration.export)
+    from .peft_plan import peft_rescan_problem
+
+    return peft_rescan_problem(rescan)
 
 
 def verify_stack_problem() -> str | None:
