@@ -113,10 +113,14 @@ def test_shared_storage_and_non_contiguous_views(tmp_path):
     # storage block; a strided column is not
     assert index["t"].span == (0, 48) and index["t"].transposed and not index["a"].transposed
     assert index["col"].span is None
-    from headcheck.migration.tensor_bytes import tensor_chunks
+    from headcheck.migration.tensor_bytes import read_into, tensor_chunks
 
     for name in ("a", "b", "t"):
-        assert b"".join(bytes(c) for c in tensor_chunks(tmp_path, index[name])) == sd[name].contiguous().numpy().tobytes()
+        expected = sd[name].contiguous().numpy().tobytes()
+        assert b"".join(bytes(c) for c in tensor_chunks(tmp_path, index[name])) == expected
+        into = bytearray(len(expected))  # what a merge reads (zip members through their reader, not pread)
+        read_into(tmp_path, index[name], memoryview(into))
+        assert into == expected
 
 
 def test_parameter_and_module_state_dict_with_metadata(tmp_path):
