@@ -189,9 +189,13 @@ def _ratio(text: str, num: Series, den: Series, limit: float | None, at_most: bo
     if not (num.ok and den.ok):
         failed = num if not num.ok else den
         return Target(text, f"not measured: {failed.variant.label}: {failed.error or 'no run'}", None)
-    got = num.wall / den.wall
-    met = None if limit is None else (got <= limit if at_most else got >= limit)
-    return Target(text, f"{got:.2f}x ({num.wall:.2f} s / {den.wall:.2f} s)", met)
+    # The median's ratio, and the ratio of each variant's fastest round: a VM's slow rounds hit one variant at a time
+    # (README: Benchmarks), so a slow floor can carry the medians' ratio under a limit the fast rounds exceed. A
+    # target is met only if both ratios are.
+    got, best = num.wall / den.wall, min(num.walls) / min(den.walls)
+    met = None if limit is None else all(value <= limit if at_most else value >= limit for value in (got, best))
+    return Target(text, f"{got:.2f}x ({num.wall:.2f} s / {den.wall:.2f} s); fastest rounds {best:.2f}x "
+                        f"({min(num.walls):.2f} s / {min(den.walls):.2f} s)", met)
 
 
 def local_scan(ctx: Context) -> Section:
