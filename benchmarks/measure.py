@@ -148,7 +148,7 @@ def alternate(variants: Sequence[Variant], runs: int, cwd: Path, env: dict[str, 
                 read_whole(folder)
             # then the output's pages are freed, just before the run that writes as many: pages this VM leaves free
             # for 2 s are handed back to its host (free page reporting), and the next write into them took 3-8x as
-            # long (benchmarks/README: slow mode)
+            # long (README.md, Benchmarks)
             for path in variant.outputs:
                 remove(path)
             os.sync()  # flush the previous variant's dirty pages outside the timed region
