@@ -233,6 +233,39 @@ def test_core_install_exports_heads_and_names_the_extra_a_merge_needs(tmp_path):
         "headcheck: merging an adapter into the base weights needs numpy: pip install 'headcheck[export]'"]
 
 
+BREAK_NUMPY = '''import importlib.abc, importlib.machinery, sys
+
+
+class _Broken(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """numpy is found but its import fails (a broken install): found by the plan, failing on the import thread."""
+
+    def find_spec(self, name, path=None, target=None):
+        return importlib.machinery.ModuleSpec(name, self) if name == "numpy" else None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        raise ImportError("numpy is broken")
+
+
+sys.meta_path.insert(0, _Broken())
+'''
+
+
+def test_a_numpy_that_fails_to_import_is_one_line_and_writes_nothing(tmp_path):
+    """numpy is imported on a thread of its own while the copy runs (merge.numpy_meanwhile): when that import fails,
+    the thread prints nothing, the merge says it in one line (exit 4), and the output never appears."""
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "sitecustomize.py").write_text(BREAK_NUMPY)
+    merged = build("bert", tmp_path / "lora", adapters.LoRAConfig(r=2, alpha=4, init_weights="bert"))
+    refused = run_cli("migrate", merged, "--to", "transformers", "--out", tmp_path / "out",
+                      env={"PYTHONPATH": str(tmp_path / "broken")})
+    assert refused.returncode == 4 and not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
+    assert refused.stderr.strip().splitlines() == [
+        "headcheck: merging an adapter into the base weights needs numpy: pip install 'headcheck[export]'"]
+
+
 def build_deberta(out, adapter_config, in_proj_bias: float = 0.0):
     """DebertaAdapterModel with a classification head of DebertaForSequenceClassification's shape (gelu, the pooler
     as layer 1) and an adapter on the fused in_proj. adapters gives that bias-free projection a bias (zero, and
