@@ -393,7 +393,7 @@ def _one_chunk(data: bytes):
 def test_a_run_of_tensors_is_written_a_window_at_a_time(tmp_path, monkeypatch):
     """Tensors that follow one another in the source are written with one call per mapped window, not one per
     tensor: each write takes the file's lock, and a write per tensor made copying bert-base a quarter slower."""
-    from headcheck.migration import safetensors_writer
+    from headcheck.migration.threads import WRITERS
 
     monkeypatch.setattr(tensor_bytes, "WINDOW", 2 * mmap.ALLOCATIONGRANULARITY)
     data = bytes(range(256)) * 200  # 51200 bytes: 50 tensors of 1024, 7 windows
@@ -406,7 +406,7 @@ def test_a_run_of_tensors_is_written_a_window_at_a_time(tmp_path, monkeypatch):
     digests = write_safetensors(tmp_path / "out.safetensors", tensors)
     windows = -(-len(data) // tensor_bytes.WINDOW)
     assert sum(calls) == len(data)
-    assert len(calls) <= windows + safetensors_writer.WRITERS, calls  # each writer's share starts a window of its own
+    assert len(calls) <= windows + WRITERS, calls  # each writer's share starts a window of its own
     raw = (tmp_path / "out.safetensors").read_bytes()
     for name, info in read_safetensors_index(tmp_path / "out.safetensors", "out.safetensors")[0].items():
         assert digests[name] == xxhash.xxh3_128(raw[info.span[0]:info.span[1]]).digest(), name

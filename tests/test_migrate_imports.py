@@ -20,7 +20,7 @@ NOT_IMPORTED = {
     "numpy": "merging adapters (--to transformers) only",
     "huggingface_hub": "a Hub source only",
     "jsonschema": "rule data validated once per machine (read/schema_check.py stamps)",
-    "concurrent": "the writer and the byte check run plain threads (safetensors_writer.on_threads)",
+    "concurrent": "the writer and the byte check run plain threads (migration/threads.py)",
     "logging": "imported by concurrent.futures",
     "pickletools": "the .bin reader and writer, imported on use",
     "tarfile": "the .bin reader (torch's legacy tar format), imported on use",

@@ -23,8 +23,9 @@ from ..read.json_text import dump_json
 from ..read.safetensors_header import nbytes, read_safetensors_index
 from ..read.tensor_info import TensorInfo
 from .plan import Migration, MigrationError, plan_for
-from .safetensors_writer import WRITERS, PendingTensor, on_threads, split_by_bytes, write_safetensors
+from .safetensors_writer import PendingTensor, write_safetensors
 from .tensor_bytes import digest_of, file_chunks, span_digests, tensor_chunks, zero_chunks
+from .threads import WRITERS, on_threads, split_by_bytes
 
 
 class NotConvertibleError(Exception):

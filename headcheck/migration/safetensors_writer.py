@@ -10,21 +10,18 @@ import itertools
 import json
 import os
 import struct
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Callable, Iterator, Sequence
 
 import xxhash
 
 from ..read.safetensors_header import nbytes
 from .tensor_bytes import span_windows
+from .threads import WRITERS, on_threads, split_by_bytes
 
 ALIGNMENT = 8  # the format pads the header so tensor data starts 8-byte aligned
 CACHE_LINE = 64  # and ours pads it further, so the data sits where its source does within a cache line (_padding)
-WRITERS = 2  # threads writing one file: the copy is memory-bound, a second core doubles it
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -96,45 +93,6 @@ def _shares(placed: list[tuple[PendingTensor, int]]) -> list[list[tuple[PendingT
     shares = itertools.zip_longest(*(split_by_bytes(part, WRITERS, lambda item: item[0].length) for part in (copied, made)),
                                    fillvalue=[])
     return [share_copied + share_made for share_copied, share_made in shares]
-
-
-def on_threads(work: Callable[[T], R], items: list[T]) -> list[R]:
-    """work(item) for every item, each on a thread of its own; their results in order, or the first exception
-    raised, once every thread has ended (an interrupt, too, waits for them: their files are removed next).
-    Plain threads: concurrent.futures would add its imports (logging, queue, ...) to every migrate."""
-    results: list = [None] * len(items)
-    errors: list[BaseException] = []
-
-    def run(index: int, item: T) -> None:
-        try:
-            results[index] = work(item)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(items)]
-    for thread in threads:
-        thread.start()
-    try:
-        for thread in threads:
-            thread.join()
-    except BaseException:
-        for thread in threads:
-            thread.join()
-        raise
-    if errors:
-        raise errors[0]
-    return results
-
-
-def split_by_bytes(items: list[T], parts: int, length: Callable[[T], int]) -> list[list[T]]:
-    """Consecutive groups of about equal byte counts."""
-    total = sum(map(length, items)) or 1
-    groups: list[list[T]] = [[] for _ in range(parts)]
-    done = 0
-    for item in items:
-        groups[min(parts - 1, done * parts // total)].append(item)
-        done += length(item)
-    return [group for group in groups if group]
 
 
 def _write_group(fd: int, group: list[tuple[PendingTensor, int]], on_bytes) -> list[tuple[str, bytes]]:
