@@ -202,9 +202,7 @@ def _compare_adapter(original: Path, migrated: Path, base: Path | str | None) ->
     import transformers
 
     head = json.loads((original / "head_config.json").read_text())
-    base = base or json.loads((original / "adapter_config.json").read_text()).get("model_name")
-    if not base:
-        raise ValueError("verifying an adapter folder needs its base model, and adapter_config.json names none")
+    base = _adapter_base(original, base)
     model_class = head["model_class"]
     if hasattr(transformers, model_class):  # static head: the original runs in its own class
         num_labels = head.get("num_labels") or len(head.get("label2id") or {}) or 2
@@ -226,6 +224,14 @@ def _compare_adapter(original: Path, migrated: Path, base: Path | str | None) ->
                       tuple(loading_info.get("unexpected_keys", ())))
 
 
+def _adapter_base(original: Path, base: Path | str | None) -> Path | str:
+    """The base model an adapter folder loads onto: --base, else the model_name its adapter_config.json gives."""
+    base = base or json.loads((original / "adapter_config.json").read_text()).get("model_name")
+    if not base:
+        raise ValueError("verifying an adapter folder needs its base model, and adapter_config.json names none")
+    return base
+
+
 def _has_safetensors(folder: Path) -> bool:
     # load_adapter reads the .bin files unless told otherwise
     return (folder / "adapter.safetensors").exists()
@@ -244,8 +250,7 @@ def compare_export(original: Path, exported: Path, base: Path | str | None = Non
         if (original / "config.json").exists():
             before = adapters.AutoAdapterModel.from_pretrained(original).eval()
         else:  # an adapter folder: loaded onto its base model, as its users load it
-            before = adapters.AutoAdapterModel.from_pretrained(
-                base or json.loads((original / "adapter_config.json").read_text())["model_name"]).eval()
+            before = adapters.AutoAdapterModel.from_pretrained(_adapter_base(original, base)).eval()
             adapter = before.load_adapter(str(original), use_safetensors=_has_safetensors(original))
         head = head or next(iter(before.config.prediction_heads))
         before.active_head = head
