@@ -4,7 +4,8 @@ repository becomes, what was merged and left out, what was checked, how to load 
 from __future__ import annotations
 
 from .migration import render_comparison
-from .pull_request import FOOTER, LISTED, TRY_IT, files_line, findings_table, notes_lines, repo_argument
+from .pull_request import (files_line, findings_table, found_lines, loading_lines, notes_lines, renamed_lines,
+                           repo_argument)
 
 # the Auto class that picks the exported class from its config.json, by the head type its rescan names
 AUTO_CLASSES = {
@@ -25,11 +26,10 @@ def render_export_description(hub, changes) -> str:
     report, result, repo = hub.report, hub.result, hub.repo
     export, migration = report.export("transformers"), result.migration
     rescanned = result.rescan.export("transformers")
-    lines = ["## What headcheck found", "",
-             f"`{repo.label}` at commit `{repo.sha[:12]}`: **{report.verdict.value}**, a {report.head.type} head "
-             f"(`{report.head.architecture}`) that loads only with `adapters`, which pins transformers 4.57. "
-             f"`exports.transformers` is **{export.verdict.value}** as `{migration.export}`: after this pull request "
-             "the repository loads with transformers alone (4.x or 5.x), without adapters.", ""]
+    lines = found_lines(repo, f"**{report.verdict.value}**, a {report.head.type} head (`{report.head.architecture}`) "
+                              "that loads only with `adapters`, which pins transformers 4.57. `exports.transformers` "
+                              f"is **{export.verdict.value}** as `{migration.export}`: after this pull request the "
+                              "repository loads with transformers alone (4.x or 5.x), without adapters.")
     lines += notes_lines(export)
     lines += findings_table(report)
     lines += ["## What the export did", "", f"- class `{report.head.architecture}` → `{migration.export}`, "
@@ -48,10 +48,9 @@ def render_export_description(hub, changes) -> str:
                  "original with adapters and the export with transformers, and compares logits and loss)")
     where = repo_argument(repo)
     auto = AUTO_CLASSES.get(result.rescan.head.type, "AutoModel")  # the written class's own head, rescanned
-    lines += ["", "## Loading the result", "", "```python", "import transformers  # 4.x or 5.x: adapters not needed",
-              "", f"model = transformers.{auto}.from_pretrained({where})",
-              f"# or the class itself: transformers.{migration.export}.from_pretrained({where})", "```", "",
-              TRY_IT, *FOOTER]
+    lines += loading_lines(["import transformers  # 4.x or 5.x: adapters not needed", "",
+                            f"model = transformers.{auto}.from_pretrained({where})",
+                            f"# or the class itself: transformers.{migration.export}.from_pretrained({where})"])
     return "\n".join(lines) + "\n"
 
 
@@ -79,8 +78,7 @@ def _tensors(migration) -> list[str]:
     renames = [m for m in moves if m.target != m.source.name]
     lines = [f"- {len(renames)} tensors renamed, {len(moves) - len(renames)} kept under their names"
              + (":" if renames else "")]
-    lines += [f"  - `{m.source.name}` → `{m.target}`" for m in renames[:LISTED]]
-    lines += [f"  - and {len(renames) - LISTED} more"] if len(renames) > LISTED else []
+    lines += renamed_lines([(m.source.name, m.target) for m in renames])
     lines += [f"- added `{a.target}` {list(a.shape)} as zeros ({a.reason})" for o in migration.outputs for a in o.added]
     merged_away = [name for name, why in migration.dropped if why.startswith("merged into")]
     if merged_away:

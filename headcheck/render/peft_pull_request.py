@@ -4,7 +4,8 @@ adapter of its base model; what was written and checked, and how to load it with
 from __future__ import annotations
 
 from ..judge.export_peft import load_line
-from .pull_request import FOOTER, LISTED, TRY_IT, files_line, findings_table, notes_lines, repo_argument
+from .pull_request import (LISTED, files_line, findings_table, found_lines, loading_lines, notes_lines,
+                           renamed_lines, repo_argument)
 
 
 def render_peft_description(hub, changes) -> str:
@@ -12,11 +13,10 @@ def render_peft_description(hub, changes) -> str:
     export, migration = report.export("peft"), result.migration
     config = migration.configs["adapter_config.json"]
     base = config["base_model_name_or_path"]
-    lines = ["## What headcheck found", "",
-             f"`{repo.label}` at commit `{repo.sha[:12]}`: an adapters adapter `{export.adapter}` for `{base}` "
-             f"that loads only with `adapters`, which pins transformers 4.57. `exports.peft` is "
-             f"**{export.verdict.value}** onto `{migration.export}`: after this pull request the repository is a PEFT "
-             "adapter, which PEFT loads onto the plain base model (transformers 4.x or 5.x), without adapters.", ""]
+    lines = found_lines(repo, f"an adapters adapter `{export.adapter}` for `{base}` that loads only with `adapters`, "
+                              f"which pins transformers 4.57. `exports.peft` is **{export.verdict.value}** onto "
+                              f"`{migration.export}`: after this pull request the repository is a PEFT adapter, which "
+                              "PEFT loads onto the plain base model (transformers 4.x or 5.x), without adapters.")
     lines += notes_lines(export)
     lines += findings_table(report)
     moves = [m for o in migration.outputs for m in o.moves]
@@ -26,8 +26,7 @@ def render_peft_description(hub, changes) -> str:
               f"`lora_alpha` {config.get('lora_alpha', '-')}, target modules {_names(config['target_modules'])}"
               + (f", layers {config['layers_to_transform']}" if config.get("layers_to_transform") else ""),
               f"- {len(moves)} tensors renamed to PEFT's names" + (":" if moves else ""),
-              *(f"  - `{m.source.name}` → `{m.target}`" for m in moves[:LISTED]),
-              *([f"  - and {len(moves) - LISTED} more"] if len(moves) > LISTED else []),
+              *renamed_lines([(m.source.name, m.target) for m in moves]),
               *(f"- `{c.target}` computed: {c.summary}" for c in computed),
               *([f"- the head saved as the task model's own modules: {_names(config['modules_to_save'])}"]
                 if config.get("modules_to_save") else []),
@@ -40,10 +39,9 @@ def render_peft_description(hub, changes) -> str:
               "- headcheck's tests load exports of each supported shape with `PeftModel.from_pretrained` under "
               "transformers 4.57 and 5.24 and compare logits and loss with the adapters model"]
     where = repo_argument(repo)
-    lines += ["", "## Loading the result", "", "```python", "# transformers 4.x or 5.x: adapters not needed",
-              f"from transformers import {migration.export}", "from peft import PeftModel", "",
-              "model = " + load_line(export, f'"{base}"', where), "```", "",
-              TRY_IT, *FOOTER]
+    lines += loading_lines(["# transformers 4.x or 5.x: adapters not needed",
+                            f"from transformers import {migration.export}", "from peft import PeftModel", "",
+                            "model = " + load_line(export, f'"{base}"', where)])
     return "\n".join(lines) + "\n"
 
 

@@ -43,18 +43,16 @@ def render_description(hub, changes) -> str:
     plan = migration_dict(report, result.migration, result)
     head = report.head
     labels = f", {head.num_labels} label{'s' if head.num_labels != 1 else ''}" if head.num_labels else ""
-    lines = ["## What headcheck found", "",
-             f"`{repo.label}` at commit `{repo.sha[:12]}`: **{report.verdict.value}**, a {head.type} head "
-             f"(`{head.architecture}`{labels}) that the adapters flex-head loaders (`AutoAdapterModel`, "
-             "`load_adapter`, hosted inference) cannot use as it is saved.", ""]
+    lines = found_lines(repo, f"**{report.verdict.value}**, a {head.type} head (`{head.architecture}`{labels}) that "
+                              "the adapters flex-head loaders (`AutoAdapterModel`, `load_adapter`, hosted inference) "
+                              "cannot use as it is saved.")
     lines += findings_table(report)
     lines += ["## What the migration did", "",
               f"- class `{head.architecture}` → `{plan['adapter_model_class']}`, head `{plan['head_name']}`"]
     renames = plan["renames"]
     lines.append(f"- {len(renames)} tensors renamed, {plan['kept']} kept under their names"
                  + (":" if renames else ""))
-    lines += [f"  - `{r['source']}` → `{r['target']}`" for r in renames[:LISTED]]
-    lines += [f"  - and {len(renames) - LISTED} more"] if len(renames) > LISTED else []
+    lines += renamed_lines([(r["source"], r["target"]) for r in renames])
     for added in plan["added"][:LISTED]:
         lines.append(f"- added `{added['target']}` {added['shape']} as zeros ({added['reason']})")
     for dropped in plan["dropped"]:
@@ -75,9 +73,24 @@ def render_description(hub, changes) -> str:
     where = repo_argument(repo)
     load = (f"model = AutoAdapterModel.from_pretrained({where})" if report.kind.value == "full-model" else
             f"model = AutoAdapterModel.from_pretrained(BASE_MODEL)\nmodel.load_adapter({where}, set_active=True)")
-    lines += ["", "## Loading the result", "", "```python", "from adapters import AutoAdapterModel", "", load,
-              "```", "", TRY_IT, *FOOTER]
+    lines += loading_lines(["from adapters import AutoAdapterModel", "", load])
     return "\n".join(lines) + "\n"
+
+
+def found_lines(repo, what: str) -> list[str]:
+    """The description's opening: the scanned repository and commit, then what headcheck found there."""
+    return ["## What headcheck found", "", f"`{repo.label}` at commit `{repo.sha[:12]}`: {what}", ""]
+
+
+def renamed_lines(renames: list[tuple[str, str]]) -> list[str]:
+    """Sub-items `source` → `target` for the first LISTED renames, and how many more there are."""
+    return ([f"  - `{source}` → `{target}`" for source, target in renames[:LISTED]]
+            + ([f"  - and {len(renames) - LISTED} more"] if len(renames) > LISTED else []))
+
+
+def loading_lines(code: list[str]) -> list[str]:
+    """The closing section: how to load the result (Python), how to try it before merging, who opened it."""
+    return ["", "## Loading the result", "", "```python", *code, "```", "", TRY_IT, *FOOTER]
 
 
 def findings_table(report) -> list[str]:
