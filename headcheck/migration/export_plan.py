@@ -20,7 +20,7 @@ from ..model import ExportVerdict, Finding, Kind, Layout, Report
 from ..read.base_model import BaseModel, base_model
 from ..read.facts import Facts, build_facts, files_of_role
 from ..read.tensor_info import TensorInfo
-from .merge import MergedTensor, numpy_meanwhile
+from .merge import MergedTensor, numpy_installed
 from .plan import SAFE_INDEX, AddedTensor, Migration, MigrationError, OutputFile, TensorMove, _output_name
 from .tensor_bytes import tensor_chunks
 
@@ -242,7 +242,7 @@ def _export(tensors: Mapping[str, TensorInfo], weight_files: tuple[str, ...], co
               if not name.endswith(zero_only)}  # an (IA)^3 scales the bias too: zero stays zero, left out
     merged.update(_scaled_head(tensors, plan))
     if merged:
-        numpy_meanwhile()  # a missing extra is told before anything is written
+        numpy_installed()  # a missing extra is told before anything is written
     moves: dict[str, list[TensorMove]] = {}
     computed: dict[str, list[MergedTensor]] = {}
     dropped: list[tuple[str, str]] = []

@@ -37,12 +37,10 @@ _MISSING = "merging an adapter into the base weights needs numpy: pip install 'h
 _importing: list[threading.Thread] = []  # the import numpy_meanwhile started, joined by require_numpy
 
 
-def numpy_meanwhile() -> None:
-    """Say now, before anything is written, whether numpy can be imported, and import it on a thread of its own.
-
-    The plan calls this: the writer copies the tensors it does not compute while numpy loads (its import, about
-    50 ms, is a seventh of exporting bert-base); the first merge waits for it (require_numpy)."""
-    if "numpy" in sys.modules or _importing:
+def numpy_installed() -> None:
+    """Raise MergeUnavailableError unless numpy can be found; the plan asks this, so a missing extra is told before
+    anything is written (and numpy is imported only when the write starts: a dry run or a refusal never needs it)."""
+    if "numpy" in sys.modules:
         return
     try:
         found = importlib.util.find_spec("numpy") is not None
@@ -50,6 +48,14 @@ def numpy_meanwhile() -> None:
         found = False
     if not found:
         raise MergeUnavailableError(_MISSING)
+
+
+def numpy_meanwhile(computed) -> None:
+    """Import numpy on a thread of its own if any of these computed tensors is a merge: the writer copies the tensors
+    it does not compute while numpy loads (its import, about 50 ms, is a seventh of exporting bert-base); the first
+    merge waits for it (require_numpy)."""
+    if "numpy" in sys.modules or _importing or not any(isinstance(tensor, MergedTensor) for tensor in computed):
+        return
     thread = threading.Thread(target=_import_in_background, daemon=True)
     _importing.append(thread)
     thread.start()

@@ -24,7 +24,7 @@ from ..read.base_model import base_model
 from ..read.facts import Facts, build_facts, files_of_role
 from ..read.tensor_info import TensorInfo
 from .export_plan import ExportRefusal, adapter_part, base_named, fused_blocks, head_target
-from .merge import MergedTensor, numpy_meanwhile
+from .merge import MergedTensor, numpy_installed
 from .peft_tensors import BlockLoraB
 from .plan import Migration, MigrationError, OutputFile, TensorMove
 
@@ -135,7 +135,7 @@ def plan_peft_export(facts: Facts, base_facts: Facts, plan: PeftPlan, base_name:
         else:
             moves.append(TensorMove(info, f"{PREFIX}{module}.lora_B.weight", info.shape))
     if scaled:
-        numpy_meanwhile()  # a missing extra is told before anything is written
+        numpy_installed()  # a missing extra is told before anything is written
     module_names = {name.rpartition(".")[0] for name in base_weights}
     config = _adapter_config(plan, adapted, module_names, layout, fam, base_name)
     replaced = (*facts.weight_files.get("adapter", ()), *facts.weight_files.get("head", ()),

@@ -271,6 +271,10 @@ def _verify_check(compare, source: Path, base: Path | str | None, report: Report
 def _write(source: Path, tmp: Path, migration: Migration, on_bytes) -> dict[tuple[str, str], bytes]:
     """Write every output; return the digest of each tensor's bytes as written, by (file, tensor)."""
     digests = {}
+    if computed := [tensor for output in migration.outputs for tensor in output.computed]:
+        from .merge import numpy_meanwhile  # only an export computes tensors (its planner imported merge already)
+
+        numpy_meanwhile(computed)
     for output in migration.outputs:
         pending = [
             PendingTensor(m.target, m.source.dtype, m.shape, nbytes(m.source.dtype, m.source.shape),
