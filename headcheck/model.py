@@ -71,6 +71,8 @@ class Suppression:
 
 @dataclass(frozen=True)
 class Finding:
+    """One thing the scan found, under a permanent rule code (`headcheck rule CODE` explains it)."""
+
     rule: str  # permanent code, e.g. HC101
     severity: Severity
     message: str
@@ -82,6 +84,8 @@ class Finding:
 
 @dataclass(frozen=True)
 class Head:
+    """The prediction head the scan classified, and the files and keys that told it."""
+
     type: str  # adapters head-type vocabulary, or "none" / "unknown"
     architecture: str | None = None
     problem_type: str | None = None
@@ -93,6 +97,8 @@ class Head:
 
 @dataclass(frozen=True)
 class Rename:
+    """A tensor migrate writes under a new name (the bytes unchanged)."""
+
     source: str
     target: str
     file: str
@@ -150,6 +156,9 @@ class Export:
 
 @dataclass(frozen=True)
 class Report:
+    """The result of scanning one checkpoint: what it is, its head, the verdict, the findings, migrate's plan when
+    there is one, and each export target's verdict. `to_dict()` is the JSON report."""
+
     source: str
     kind: Kind
     layout: Layout

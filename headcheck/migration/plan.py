@@ -68,6 +68,9 @@ class OutputFile:
 
 @dataclass(frozen=True)
 class Migration:
+    """The files migrate writes: each output's tensors (moved, added or computed), the configs, and what is left
+    out and why."""
+
     kind: Kind
     outputs: tuple[OutputFile, ...]
     dropped: tuple[tuple[str, str], ...]  # (source tensor, why it is not needed)

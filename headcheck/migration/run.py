@@ -72,6 +72,8 @@ class VerifyFailedError(MigrationError):
 
 @dataclass(frozen=True)
 class MigrateResult:
+    """What migrate did: the scan of the input, the migration it carried out, where it wrote, what it checked."""
+
     report: Report  # the scan of the input
     migration: Migration
     out: Path | None  # None for a dry run
