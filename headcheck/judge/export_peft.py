@@ -25,7 +25,7 @@ TARGET = "peft"
 # alpha = r (loading.py _fix_backward_compat): so does the export (adapters pull request #770)
 FIXED_SCALING = "1.1.0"
 ADAPTERS_VERSION_PREFIX = "adapters."
-LOAD_NOTE = "load: "  # the exportable verdict's note with the loading line (loading_code, BASE and DIR unfilled)
+LOAD_NOTE = "load: "  # the exportable verdict's note with the loading line (_loading_code, BASE and DIR unfilled)
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def _adapter_folder(facts: Facts, report: Report) -> PeftJudgement:
     plan = PeftPlan(name, "ia3" if scale else "lora", int(settings.get("r", 8)), alpha, alpha if scale else 1.0,
                     float(dropout) if is_number(dropout) else 0.0,  # dropout only acts in training
                     attn_matrices(settings), task_type, architecture, head_plan)
-    notes = [LOAD_NOTE + loading_code(architecture, _load_settings(head_plan))]
+    notes = [LOAD_NOTE + _loading_code(architecture, _load_settings(head_plan))]
     if alpha != float(settings.get("alpha", 1 if scale else 8)):
         notes.append(f"written by {doc.get('version')}, which computed LoRA with scaling 1: alpha = r "
                      "(what adapters 1.1+ does when it loads the folder)")
@@ -170,9 +170,9 @@ def _adapter_folder(facts: Facts, report: Report) -> PeftJudgement:
                                 notes=tuple(notes)), plan)
 
 
-def loading_code(architecture: str, settings: list[str], base: str = "BASE", folder: str = "DIR") -> str:
-    """The line that loads the export with PEFT onto its base model; `base` and `folder` as Python expressions."""
-    return f"PeftModel.from_pretrained({architecture}.from_pretrained({', '.join([base, *settings])}), {folder})"
+def _loading_code(architecture: str, settings: list[str]) -> str:
+    """The line that loads the export with PEFT onto its base model, BASE and DIR standing for them (load_line)."""
+    return f"PeftModel.from_pretrained({architecture}.from_pretrained({', '.join(['BASE', *settings])}), DIR)"
 
 
 def load_line(export: Export, base: str, folder: str) -> str:
